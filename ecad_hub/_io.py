@@ -1,0 +1,90 @@
+"""Small file helpers: atomic writes and bounded JSON reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Largest JSON file ecad-hub reads (schedules, configs, run state). Legacy FLUX files are ~200 KB.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Readers see either the old file or the whole new one, never a partly written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_json(obj: Any) -> str:
+    """Deterministic, human-diffable JSON: 2-space indent, insertion order, trailing newline."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def read_json(path: str | os.PathLike, *, error_cls: type[Exception] = ValueError,
+              max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file, turning every failure into one ``error_cls`` with a one-line message."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise error_cls(f"{path}: no such file", path=str(path)) from None
+    except OSError as e:
+        raise error_cls(f"{path}: cannot read ({e.strerror})", path=str(path)) from None
+    if path.is_dir():
+        raise error_cls(f"{path}: is a directory, expected a JSON file", path=str(path))
+    if size > max_bytes:
+        raise error_cls(
+            f"{path}: file is {size / 1e6:.1f} MB, larger than the {max_bytes // (1024 * 1024)} MB limit",
+            path=str(path),
+        )
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error_cls(f"{path}: not UTF-8 text (byte {e.start})", path=str(path)) from None
+    except OSError as e:
+        raise error_cls(f"{path}: cannot read ({e.strerror})", path=str(path)) from None
+    return loads_json(text, source=str(path), error_cls=error_cls)
+
+
+def loads_json(text: str, *, source: str = "<string>", error_cls: type[Exception] = ValueError) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise error_cls(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
+                        path=source) from None
+    except RecursionError:
+        raise error_cls(f"{source}: JSON nested too deeply", path=source) from None
+    except ValueError as e:  # NaN / Infinity
+        raise error_cls(f"{source}: {e}", path=source) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
