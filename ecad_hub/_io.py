@@ -38,9 +38,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def dumps_json(obj: Any) -> str:
-    """Deterministic, human-diffable JSON: 2-space indent, insertion order, trailing newline."""
-    return json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def dumps_json(obj: Any, *, inline_width: int = 100) -> str:
+    """Deterministic, human-diffable JSON: 2-space indent, insertion order, trailing newline.
+
+    Lists of numbers/strings/bools that fit in ``inline_width`` characters stay on one line,
+    so short lists (component names) are compact while long ones (mask rows) get a line each.
+    """
+    return _dump(obj, 0, inline_width) + "\n"
+
+
+def _dump(obj: Any, level: int, width: int) -> str:
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_dump(v, level + 1, width)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        if all(not isinstance(v, (dict, list, tuple)) for v in obj):
+            flat = json.dumps(list(obj), ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+            if len(flat) + len(inner) <= width:
+                return flat
+        return "[\n" + ",\n".join(inner + _dump(v, level + 1, width) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

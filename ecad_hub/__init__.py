@@ -1,0 +1,67 @@
+"""ecad-hub: learned ECAD caching schedules for diffusion transformers, as Hub artifacts.
+
+    >>> from ecad_hub import CacheSchedule, profile_macs, apply_schedule
+    >>> schedule = CacheSchedule.load("ours_fast.json")
+    >>> with apply_schedule(pipe, schedule):
+    ...     image = pipe("a red fox").images[0]
+
+Heavy dependencies (torch, diffusers) are imported only when the names that need them are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402  (light, always imported)
+    ArchitectureMismatchError,
+    EcadError,
+    FrontierError,
+    HubError,
+    LegacyFormatError,
+    MetricUnavailableError,
+    ScheduleError,
+    SearchError,
+    StepMismatchError,
+    UnsupportedFeatureError,
+    UnsupportedModelError,
+)
+from .schedule import Architecture, BlockGroup, CacheSchedule  # noqa: E402
+
+_LAZY = {
+    "profile_macs": ".macs",
+    "MacProfile": ".macs",
+    "apply_schedule": ".hooks",
+    "ScheduleHandle": ".hooks",
+    "architecture_of": ".architectures",
+    "Frontier": ".frontier",
+    "ECADPipeline": ".pipeline",
+    "browse": ".hub",
+}
+
+__all__ = [
+    "Architecture", "BlockGroup", "CacheSchedule",
+    "EcadError", "ScheduleError", "LegacyFormatError", "UnsupportedFeatureError", "ArchitectureMismatchError",
+    "StepMismatchError", "UnsupportedModelError", "FrontierError", "HubError", "SearchError",
+    "MetricUnavailableError", *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ecad_hub' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .architectures import architecture_of
+    from .frontier import Frontier
+    from .hooks import ScheduleHandle, apply_schedule
+    from .hub import browse
+    from .macs import MacProfile, profile_macs
+    from .pipeline import ECADPipeline

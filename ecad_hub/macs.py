@@ -1,0 +1,255 @@
+"""Exact MAC accounting for schedules.
+
+:func:`profile_macs` runs the transformer once on the ``meta`` device (no weights, no memory)
+under :class:`torch.utils.flop_counter.FlopCounterMode` and records the multiply-accumulates
+of every (group, block, component) sub-module and of everything else (patch embedding,
+timestep/caption embeddings, the norms' modulation projections inside blocks, the output
+head). A step's MACs are then linear in the schedule's mask::
+
+    step_macs[s] = always + sum of the MACs of the sub-modules computed at step s
+
+with ECAD's rule that a reuse with nothing cached yet (step 0) is computed.
+
+Convention: by default the attention score/value products (``softmax(QK^T)V``, which PyTorch
+runs as one fused kernel on GPUs) are *not* counted, exactly as in the ECAD reference figures
+(PixArt-XL-2-256, batch 2, 120 text tokens: 285,689,806,848 MACs per full step, 1,498,447,872
+per fully reused step). Pass ``attention_scores=True`` to count them too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from .architectures import adapter_for, load_transformer_config
+from .errors import ArchitectureMismatchError
+from .schedule import Architecture, CacheSchedule
+
+#: aten ops that are the attention score/value products when attention runs unfused
+_ATTENTION_PRODUCT_OPS = ("aten.bmm", "aten.baddbmm", "aten._scaled_dot_product")
+
+
+@dataclass(frozen=True)
+class MacProfile:
+    """MACs of one transformer forward, split by sub-module. Build it with :func:`profile_macs`.
+
+    Attributes:
+        architecture: the block structure profiled.
+        component_macs: per group, an int64 array ``[num_blocks, num_components]``.
+        always_macs: MACs spent at every step whatever the mask (outside the scheduled sub-modules).
+        outside_blocks_macs: the part of ``always_macs`` outside the block lists.
+        attention_product_macs: per group, the attention score/value MACs of each sub-module
+            (included in ``component_macs`` only when ``attention_scores`` is true).
+        height, width, batch_size, text_len, attention_scores: what was profiled.
+    """
+
+    architecture: Architecture
+    component_macs: Mapping[str, np.ndarray]
+    always_macs: int
+    outside_blocks_macs: int
+    attention_product_macs: Mapping[str, np.ndarray]
+    height: int
+    width: int
+    batch_size: int
+    text_len: int
+    attention_scores: bool = False
+
+    # --- totals -----------------------------------------------------------------------------
+    @property
+    def full_step_macs(self) -> int:
+        """MACs of one step that computes everything."""
+        return self.always_macs + sum(int(a.sum()) for a in self.component_macs.values())
+
+    def all_compute_macs(self, num_inference_steps: int) -> int:
+        return self.full_step_macs * num_inference_steps
+
+    def _check(self, schedule: CacheSchedule) -> None:
+        diffs = self.architecture.differences(schedule.architecture)
+        if diffs:
+            raise ArchitectureMismatchError(
+                f"schedule {schedule.name!r} is for {schedule.architecture.describe()}, the profile is of "
+                f"{self.architecture.describe()}: {'; '.join(diffs)}"
+            )
+
+    def step_macs(self, schedule: CacheSchedule) -> list[int]:
+        """MACs of each inference step under ``schedule`` (step 0 counts as fully computed)."""
+        self._check(schedule)
+        per_step = np.full(schedule.num_inference_steps, self.always_macs, dtype=np.int64)
+        for group, eff in schedule.effective_masks().items():
+            per_step += (eff * self.component_macs[group][None]).sum(axis=(1, 2), dtype=np.int64)
+        return [int(x) for x in per_step]
+
+    def total_macs(self, schedule: CacheSchedule) -> int:
+        return sum(self.step_macs(schedule))
+
+    def ratio(self, schedule: CacheSchedule) -> float:
+        """Total MACs of ``schedule`` / total MACs of the all-compute schedule."""
+        return self.total_macs(schedule) / self.all_compute_macs(schedule.num_inference_steps)
+
+    def speedup(self, schedule: CacheSchedule) -> float:
+        """All-compute MACs / ``schedule`` MACs (the speedup the MACs promise)."""
+        return self.all_compute_macs(schedule.num_inference_steps) / self.total_macs(schedule)
+
+    def annotate(self, schedule: CacheSchedule) -> CacheSchedule:
+        """A copy of ``schedule`` with ``metrics.macs`` filled from this profile."""
+        per_step = self.step_macs(schedule)
+        total = sum(per_step)
+        full = self.all_compute_macs(schedule.num_inference_steps)
+        metrics = schedule.metrics
+        metrics["macs"] = {
+            "per_step": per_step,
+            "total": total,
+            "all_compute_total": full,
+            "ratio": round(total / full, 6),
+            "speedup": round(full / total, 4),
+            "profile": self.profile_settings(),
+        }
+        return schedule.replace(metrics=metrics)
+
+    def profile_settings(self) -> dict:
+        return {"height": self.height, "width": self.width, "batch_size": self.batch_size,
+                "text_len": self.text_len, "attention_scores": self.attention_scores}
+
+    # --- serialisation (JSON; used to cache profiles in search runs) -------------------------
+    def to_dict(self) -> dict:
+        return {
+            "architecture": self.architecture.to_dict(),
+            "component_macs": {g: a.tolist() for g, a in self.component_macs.items()},
+            "attention_product_macs": {g: a.tolist() for g, a in self.attention_product_macs.items()},
+            "always_macs": self.always_macs,
+            "outside_blocks_macs": self.outside_blocks_macs,
+            **self.profile_settings(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MacProfile":
+        return cls(
+            architecture=Architecture.from_dict(d["architecture"]),
+            component_macs={g: np.asarray(v, dtype=np.int64) for g, v in d["component_macs"].items()},
+            attention_product_macs={g: np.asarray(v, dtype=np.int64) for g, v in d["attention_product_macs"].items()},
+            always_macs=int(d["always_macs"]),
+            outside_blocks_macs=int(d["outside_blocks_macs"]),
+            height=int(d["height"]), width=int(d["width"]), batch_size=int(d["batch_size"]),
+            text_len=int(d["text_len"]), attention_scores=bool(d["attention_scores"]),
+        )
+
+    def summary(self) -> str:
+        lines = [f"{self.architecture.describe()} at {self.height}x{self.width}, batch {self.batch_size}, "
+                 f"{self.text_len} text tokens{' (attention products counted)' if self.attention_scores else ''}",
+                 f"  full step      {self.full_step_macs:>22,} MACs",
+                 f"  always         {self.always_macs:>22,} MACs (outside the scheduled sub-modules)"]
+        for g in self.architecture.groups:
+            arr = self.component_macs[g.name]
+            for c, comp in enumerate(g.components):
+                lines.append(f"  {g.name}.*.{comp:<12} {int(arr[:, c].sum()):>16,} MACs over {g.num_blocks} blocks")
+        return "\n".join(lines)
+
+
+def _instantiate_meta(transformer_or_config):
+    """A weightless copy of the transformer on the meta device, and its config dict."""
+    import torch
+
+    config = load_transformer_config(transformer_or_config)
+    adapter = adapter_for(transformer_or_config)
+    if isinstance(transformer_or_config, torch.nn.Module):
+        cls = type(transformer_or_config)
+    else:
+        import diffusers
+
+        cls = getattr(diffusers, adapter.transformer_class)
+    clean = {k: v for k, v in config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        model = cls.from_config(clean)
+    return model.eval(), config, adapter
+
+
+def profile_macs(
+    transformer_or_config,
+    height: int,
+    width: int,
+    batch_size: int = 2,
+    text_len: int | None = None,
+    *,
+    vae_scale_factor: int = 8,
+    attention_scores: bool = False,
+) -> MacProfile:
+    """Count the MACs of every scheduled sub-module of a transformer, on the ``meta`` device.
+
+    Args:
+        transformer_or_config: a diffusers transformer, its config dict, or a path to its
+            ``config.json`` (or the folder holding it). Weights are never touched: a weightless
+            copy is built on the ``meta`` device, so FLUX.1-dev profiles in seconds.
+        height, width: image size in pixels.
+        batch_size: images per transformer forward (2 for PixArt's classifier-free-guidance pair).
+        text_len: text tokens (``None``: 120 for PixArt, 512 for FLUX, 333 for SD3).
+        vae_scale_factor: pixels per latent (8 for the SD/PixArt/FLUX VAEs).
+        attention_scores: also count the attention score/value products (ECAD's figures do not).
+
+    Example::
+
+        >>> p = profile_macs("configs/pixart_xl_2_256_transformer.json", 256, 256)
+        >>> p.full_step_macs
+        285689806848
+        >>> p.speedup(CacheSchedule.load("ours_fast.json"))
+        2.6759...
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, config, adapter = _instantiate_meta(transformer_or_config)
+    arch = adapter.architecture(config)
+    text_len = text_len or adapter.default_text_len
+    lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
+    inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta")
+
+    counter = FlopCounterMode(display=False, depth=None)
+    with torch.no_grad(), counter:
+        model(**inputs, return_dict=False)
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+
+    def macs_of(name: str) -> tuple[int, int]:
+        """(MACs excluding attention products, attention-product MACs) of module ``name``."""
+        ops = counts.get(f"{root}.{name}", {})
+        attn = sum(v for op, v in ops.items() if str(op).startswith(_ATTENTION_PRODUCT_OPS))
+        total = sum(ops.values())
+        return (total - attn) // 2, attn // 2
+
+    total_all, total_attn = macs_of_global(counts)
+    component, attention = {}, {}
+    blocks_total = 0
+    for g in arch.groups:
+        comp = np.zeros((g.num_blocks, len(g.components)), dtype=np.int64)
+        att = np.zeros_like(comp)
+        for b in range(g.num_blocks):
+            for c, name in enumerate(g.components):
+                comp[b, c], att[b, c] = macs_of(f"{g.name}.{b}.{name}")
+            blk, blk_att = macs_of(f"{g.name}.{b}")
+            blocks_total += blk + (blk_att if attention_scores else 0)
+        component[g.name] = comp + att if attention_scores else comp
+        attention[g.name] = att
+    counted_total = total_all + (total_attn if attention_scores else 0)
+    scheduled = sum(int(a.sum()) for a in component.values())
+    return MacProfile(
+        architecture=arch,
+        component_macs=component,
+        always_macs=counted_total - scheduled,
+        outside_blocks_macs=counted_total - blocks_total,
+        attention_product_macs=attention,
+        height=height, width=width, batch_size=batch_size, text_len=text_len,
+        attention_scores=attention_scores,
+    )
+
+
+def macs_of_global(counts) -> tuple[int, int]:
+    ops = counts.get("Global", {})
+    attn = sum(v for op, v in ops.items() if str(op).startswith(_ATTENTION_PRODUCT_OPS))
+    return (sum(ops.values()) - attn) // 2, attn // 2
+
+
+def load_profile(path) -> MacProfile:
+    with open(path, encoding="utf-8") as f:
+        return MacProfile.from_dict(json.load(f))
