@@ -1,0 +1,273 @@
+"""The ``ecad-hub`` command line.
+
+Every command prints one line per problem and exits with status 1 on bad input (any
+:class:`~ecad_hub.errors.EcadError`), 130 on Ctrl-C, 0 on success. Run ``ecad-hub COMMAND -h``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .errors import EcadError, ScheduleError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def load_any_schedule(path: str | os.PathLike, architecture=None):
+    """A v1 schedule, or a legacy (ECAD / SmoothCache) file imported on the fly."""
+    from ._io import read_json
+    from .schedule import MAX_SCHEDULE_BYTES, CacheSchedule
+
+    doc = read_json(path, error_cls=ScheduleError, max_bytes=MAX_SCHEDULE_BYTES)
+    if isinstance(doc, dict) and "ecad_schedule_version" not in doc:
+        return CacheSchedule.from_legacy(path, architecture=architecture)
+    return CacheSchedule.from_dict(doc, source=str(path))
+
+
+def ascii_heatmap(schedule, *, max_width: int = 120, macs_per_step: list[int] | None = None) -> str:
+    """Per-step ASCII heatmap of each component: rows = steps, columns = blocks, '#' compute, '.' reuse.
+
+    Components of a group are shown side by side when they fit in ``max_width`` columns.
+    """
+    lines = []
+    for g in schedule.architecture.groups:
+        arr = schedule.masks[g.name]
+        present = g.present()
+        lines.append(f"{g.name}: {g.num_blocks} blocks ('#' recompute, '.' reuse, ' ' absent; step 0 always computes)")
+        cells = [
+            [
+                "".join(" " if not present[b, c] else ("#" if arr[s, b, c] else ".") for b in range(g.num_blocks))
+                for c in range(len(g.components))
+            ]
+            for s in range(arr.shape[0])
+        ]
+        prefix = 9
+        side_by_side = prefix + len(g.components) * (g.num_blocks + 2) <= max_width
+        chunks = [list(range(len(g.components)))] if side_by_side else [[c] for c in range(len(g.components))]
+        for chunk in chunks:
+            header = " " * prefix + "  ".join(g.components[c].ljust(g.num_blocks) for c in chunk)
+            lines.append(header.rstrip())
+            for s in range(arr.shape[0]):
+                row = f"step {s:>3} " + "  ".join(cells[s][c] for c in chunk)
+                if macs_per_step is not None and chunk == chunks[-1] and g is schedule.architecture.groups[-1]:
+                    row += f"  {macs_per_step[s] / 1e9:>10.2f} GMACs"
+                lines.append(row)
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def summary_line(schedule) -> str:
+    parts = [schedule.name, schedule.architecture.transformer_class, f"{schedule.num_inference_steps} steps",
+             f"{100 * schedule.fraction_computed():.1f}% of sub-module evaluations computed"]
+    if schedule.mac_speedup:
+        parts.append(f"MAC speedup {schedule.mac_speedup:.2f}x (recorded)")
+    return "  ".join(parts)
+
+
+def _add_profile_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--transformer-config", required=required, metavar="CONFIG",
+                   help="transformer config.json (or its folder) to count MACs with")
+    p.add_argument("--height", type=int, help="image height in pixels (default: the schedule's, else 256)")
+    p.add_argument("--width", type=int, help="image width in pixels (default: the schedule's, else 256)")
+    p.add_argument("--batch-size", type=int, default=2, help="images per transformer forward (default 2: a CFG pair)")
+    p.add_argument("--text-len", type=int, default=None, help="text tokens (default: 120 PixArt, 512 FLUX, 333 SD3)")
+    p.add_argument("--vae-scale-factor", type=int, default=8, help="pixels per latent (default 8)")
+    p.add_argument("--attention-scores", action="store_true",
+                   help="also count attention score/value products (the ECAD figures do not)")
+
+
+def _profile_for(args, schedule):
+    from .macs import profile_macs
+
+    gen = schedule.generation
+    height = args.height or gen.get("height") or 256
+    width = args.width or gen.get("width") or 256
+    try:
+        return profile_macs(args.transformer_config, height, width, batch_size=args.batch_size,
+                            text_len=args.text_len, vae_scale_factor=args.vae_scale_factor,
+                            attention_scores=args.attention_scores)
+    except ValueError as e:
+        raise EcadError(f"cannot profile {args.transformer_config}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# format commands
+# --------------------------------------------------------------------------------------------
+
+@command("import")
+def cmd_import(args) -> int:
+    """Convert legacy schedules to v1 files in --out (all converted before any is written)."""
+    from .legacy import from_legacy
+
+    generation = {k: v for k, v in (("base_model", args.base_model), ("height", args.height), ("width", args.width)) if v}
+    converted = []
+    for path in args.files:
+        schedule = from_legacy(path, architecture=args.transformer_config, generation=generation or None)
+        converted.append((path, schedule))
+    names = [s.name for _, s in converted]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ScheduleError(f"several inputs would be written as {sorted(dupes)[0]}.json; rename the files")
+    out = Path(args.out)
+    for path, schedule in converted:
+        target = schedule.save(out / f"{schedule.name}.json")
+        print(f"{path} -> {target}  ({target.stat().st_size:,} bytes, {100 * schedule.fraction_computed():.1f}% computed)")
+    return 0
+
+
+@command("validate")
+def cmd_validate(args) -> int:
+    """Validate v1 schedule files (folders are searched for *.json); one line per problem."""
+    from .schedule import iter_schedule_files, validate_file
+
+    files = iter_schedule_files(args.paths)
+    if not files:
+        print("error: no schedule files found", file=sys.stderr)
+        return 1
+    bad = 0
+    for f in files:
+        problems = validate_file(f)
+        if problems:
+            bad += 1
+            for p in problems:
+                print(p)
+        elif not args.quiet:
+            print(f"{f}: ok")
+    if bad:
+        print(f"{bad} of {len(files)} file(s) invalid", file=sys.stderr)
+        return 1
+    return 0
+
+
+@command("show")
+def cmd_show(args) -> int:
+    """Summary and per-step ASCII heatmap of a schedule (v1 or legacy)."""
+    schedule = load_any_schedule(args.path, architecture=args.transformer_config)
+    print(summary_line(schedule))
+    per_step = None
+    if args.transformer_config:
+        profile = _profile_for(args, schedule)
+        per_step = profile.step_macs(schedule)
+        print(f"MACs: {sum(per_step):,} of {profile.all_compute_macs(schedule.num_inference_steps):,} "
+              f"(ratio {profile.ratio(schedule):.4f}, speedup {profile.speedup(schedule):.2f}x) "
+              f"at {profile.height}x{profile.width}, batch {profile.batch_size}, {profile.text_len} text tokens")
+    print()
+    print(ascii_heatmap(schedule, macs_per_step=per_step), end="")
+    return 0
+
+
+@command("macs")
+def cmd_macs(args) -> int:
+    """Per-step and total MACs of a schedule for a transformer config."""
+    schedule = load_any_schedule(args.schedule, architecture=args.transformer_config)
+    profile = _profile_for(args, schedule)
+    step = profile.step_macs(schedule)
+    result = {
+        "schedule": schedule.name,
+        "step_macs": step,
+        "total_macs": sum(step),
+        "all_compute_macs": profile.all_compute_macs(schedule.num_inference_steps),
+        "ratio": sum(step) / profile.all_compute_macs(schedule.num_inference_steps),
+        "speedup": profile.speedup(schedule),
+        "profile": profile.profile_settings(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{schedule.name}: {result['total_macs']:,} MACs of {result['all_compute_macs']:,} "
+              f"(ratio {result['ratio']:.4f}, speedup {result['speedup']:.3f}x)")
+        for s, m in enumerate(step):
+            print(f"  step {s:>3}: {m:>20,}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# parser
+# --------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="ecad-hub", description="Learned caching schedules for diffusion transformers.")
+    parser.add_argument("--version", action="version", version=f"ecad-hub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("import", help="convert ECAD-reference / SmoothCache schedules to v1 files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--transformer-config", metavar="CONFIG", help="architecture (required for SmoothCache files)")
+    p.add_argument("--base-model", help="record the base model id the schedule is for")
+    p.add_argument("--height", type=int, help="record the image height the schedule is for")
+    p.add_argument("--width", type=int, help="record the image width the schedule is for")
+
+    p = sub.add_parser("validate", help="validate v1 schedule files; exit 1 if any is invalid")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+
+    p = sub.add_parser("show", help="summary and ASCII heatmap of a schedule")
+    p.add_argument("path", metavar="PATH")
+    _add_profile_args(p, required=False)
+
+    p = sub.add_parser("macs", help="MACs per step and speedup of a schedule")
+    p.add_argument("schedule", metavar="SCHEDULE")
+    _add_profile_args(p, required=True)
+    p.add_argument("--json", action="store_true", help="print JSON (step_macs, total_macs, all_compute_macs, speedup)")
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+#: functions adding more sub-commands (hub, search, quickstart); each registers with @command
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extensions()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 1
+    try:
+        return COMMANDS[args.command](args)
+    except EcadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `ecad-hub show x | head`
+        return 0
+
+
+def _load_extensions() -> None:
+    import importlib
+
+    for module in ("ecad_hub.cli_hub", "ecad_hub.cli_search"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The format commands of the CLI: import, validate, show, macs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from ecad_hub import CacheSchedule
+from ecad_hub.architectures import architecture_of
+from ecad_hub.cli import main
+from support import PIXART_XL_256_CONFIG, REFERENCE, needs_reference
+
+
+def _write_config(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(PIXART_XL_256_CONFIG))
+    return p
+
+
+def _schedule(tmp_path, name="s"):
+    arch = architecture_of(PIXART_XL_256_CONFIG)
+    mask = np.ones((20, 28, 3), bool)
+    mask[1::2] = False
+    return CacheSchedule(name, 20, arch, {"transformer_blocks": mask}).save(tmp_path / f"{name}.json")
+
+
+@needs_reference
+def test_import_writes_valid_small_files(tmp_path, capsys):
+    files = sorted(str(p) for p in (REFERENCE / "pixart_alpha_256").glob("*.json"))
+    assert main(["import", *files, "--out", str(tmp_path / "out"), "--base-model", "PixArt-alpha/PixArt-XL-2-256x256",
+                 "--height", "256", "--width", "256"]) == 0
+    written = sorted((tmp_path / "out").glob("*.json"))
+    assert [p.stem for p in written] == sorted(p.split("/")[-1][:-5] for p in files)
+    assert all(p.stat().st_size < 8192 for p in written)
+    assert main(["validate", str(tmp_path / "out")]) == 0
+    s = CacheSchedule.load(tmp_path / "out" / "ours_fast.json")
+    assert s.generation["base_model"] == "PixArt-alpha/PixArt-XL-2-256x256" and s.generation["height"] == 256
+
+
+def test_import_failure_writes_nothing(tmp_path, capsys):
+    good = _tiny_legacy(tmp_path / "good.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["import", str(good), str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not valid JSON" in err and err.count("\n") == 1
+
+
+def _tiny_legacy(path):
+    sched = {f"{s:03d}": {str(b): {"attn1": True, "attn2": True, "ff": s % 2 == 0} for b in range(28)} for s in range(4)}
+    path.write_text(json.dumps({"cache_schedule": {"num_blocks": 28, "num_inference_steps": 4, "name": "t", "schedule": sched}}))
+    return path
+
+
+def test_validate_reports_one_line_per_problem_and_exit_1(tmp_path, capsys):
+    good = _schedule(tmp_path, "good")
+    doc = json.loads(good.read_text())
+    doc["mask"]["transformer_blocks"]["ff"][3] = "1" * 27
+    doc["mask"]["transformer_blocks"]["zz"] = ["1" * 28] * 20
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert main(["validate", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{good}: ok"
+    problems = [line for line in out if line.startswith(str(bad))]
+    assert len(problems) == 2
+    assert any("27 blocks" in p for p in problems) and any("zz: unknown component" in p for p in problems)
+
+
+def test_show_prints_summary_heatmap_and_macs(tmp_path, capsys):
+    path = _schedule(tmp_path)
+    assert main(["show", str(path), "--transformer-config", str(_write_config(tmp_path)), "--height", "256", "--width", "256"]) == 0
+    out = capsys.readouterr().out
+    assert "s  PixArtTransformer2DModel  20 steps" in out
+    assert "speedup" in out and "285.69 GMACs" in out and "1.50 GMACs" in out
+    assert "step   1 " + "." * 28 in out and "step   0 " + "#" * 28 in out
+
+
+def test_macs_json(tmp_path, capsys):
+    path = _schedule(tmp_path)
+    assert main(["macs", str(path), "--transformer-config", str(_write_config(tmp_path)), "--height", "256", "--width", "256",
+                 "--batch-size", "2", "--text-len", "120", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["step_macs"][:2] == [285_689_806_848, 1_498_447_872]
+    assert result["total_macs"] == sum(result["step_macs"])
+    assert result["all_compute_macs"] == 20 * 285_689_806_848
+    assert result["speedup"] == result["all_compute_macs"] / result["total_macs"]
+
+
+def test_bad_input_exit_code_and_one_line_from_a_real_process(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"ecad_schedule_version": 99, "name": "x"}')
+    proc = subprocess.run([sys.executable, "-m", "ecad_hub", "show", str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "unsupported ecad_schedule_version 99" in proc.stderr
+    assert "Traceback" not in proc.stderr
