@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ScheduleError, UnsupportedModelError
 from .schedule import Architecture, BlockGroup
@@ -39,6 +39,17 @@ class ArchitectureAdapter:
         """Keyword arguments for one transformer forward at the given latent size."""
         raise NotImplementedError
 
+    def fast_path(self, block) -> Callable | None:
+        """A function ``(block, cached, args, kwargs) -> output`` assembling a fully reused block.
+
+        ``cached`` maps component names to their kept outputs. The function must return exactly
+        what the block's ``forward`` would return when every component returns its cached
+        output, doing only the elementwise work the output needs; it returns ``None`` to fall
+        back to the block's own forward (unexpected inputs, missing cache entries). Returns
+        ``None`` when the block is not of the structure the fast path was written for.
+        """
+        return None
+
     def latent_size(self, config: Mapping[str, Any], height: int, width: int, vae_scale_factor: int) -> tuple[int, int]:
         if height % vae_scale_factor or width % vae_scale_factor:
             raise ValueError(f"height and width must be multiples of the VAE scale factor {vae_scale_factor}")
@@ -58,6 +69,12 @@ class PixArtAdapter(ArchitectureAdapter):
             self.transformer_class,
             (BlockGroup("transformer_blocks", int(config["num_layers"]), ("attn1", "attn2", "ff")),),
         )
+
+    def fast_path(self, block):
+        if (type(block).__name__ != "BasicTransformerBlock" or getattr(block, "norm_type", None) != "ada_norm_single"
+                or getattr(block, "attn2", None) is None or getattr(block, "pos_embed", None) is not None):
+            return None
+        return _pixart_block_fast
 
     def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device):
         import torch
@@ -92,6 +109,15 @@ class FluxAdapter(ArchitectureAdapter):
                 BlockGroup("single_transformer_blocks", int(config.get("num_single_layers", 38)), ("attn", "proj_mlp", "proj_out")),
             ),
         )
+
+    def fast_path(self, block):
+        name = type(block).__name__
+        if name == "FluxTransformerBlock" and _is_ada_zero(getattr(block, "norm1", None), 6) \
+                and _is_ada_zero(getattr(block, "norm1_context", None), 6):
+            return _flux_double_fast
+        if name == "FluxSingleTransformerBlock" and _is_ada_zero(getattr(block, "norm", None), 3):
+            return _flux_single_fast
+        return None
 
     def latent_size(self, config, height, width, vae_scale_factor):
         h, w = super().latent_size(config, height, width, vae_scale_factor)
@@ -137,6 +163,16 @@ class SD3Adapter(ArchitectureAdapter):
             absent |= {("attn2", i) for i in range(n) if i not in dual}
         return Architecture(self.transformer_class, (BlockGroup("transformer_blocks", n, tuple(comps), frozenset(absent)),))
 
+    def fast_path(self, block):
+        if type(block).__name__ != "JointTransformerBlock":
+            return None
+        chunks = 9 if getattr(block, "use_dual_attention", False) else 6
+        if not _is_ada_zero(getattr(block, "norm1", None), chunks):
+            return None
+        if not block.context_pre_only and not _is_ada_zero(getattr(block, "norm1_context", None), 6):
+            return None
+        return _sd3_block_fast
+
     def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device):
         import torch
 
@@ -146,6 +182,137 @@ class SD3Adapter(ArchitectureAdapter):
             pooled_projections=torch.zeros(batch_size, config.get("pooled_projection_dim", 2048), device=device),
             timestep=torch.ones(batch_size, device=device),
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Fast paths: the elementwise tail of a block whose sub-modules are all reused.
+# Each mirrors, operation for operation, the lines of the diffusers block's forward that
+# combine sub-module outputs with the residual stream, so the result is bit-identical to
+# running the block with every component returning its cached output (tested).
+# --------------------------------------------------------------------------------------------
+
+def _arg(args: tuple, kwargs: dict, name: str, index: int, default=None):
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _is_ada_zero(norm, chunks: int) -> bool:
+    """An adaLN-Zero norm whose modulation is ``linear(silu(emb))`` with ``chunks`` outputs."""
+    linear = getattr(norm, "linear", None)
+    return (linear is not None and getattr(norm, "emb", None) is None and hasattr(norm, "silu")
+            and linear.out_features % chunks == 0)
+
+
+def _modulation(norm, temb, chunks: int):
+    return norm.linear(norm.silu(temb)).chunk(chunks, dim=1)
+
+
+def _pixart_block_fast(block, cached, args, kwargs):
+    """``BasicTransformerBlock`` with ``norm_type="ada_norm_single"`` (PixArt)."""
+    if len(cached) != 3 or (kwargs.get("cross_attention_kwargs") or {}).get("gligen") is not None:
+        return None
+    hidden_states = _arg(args, kwargs, "hidden_states", 0)
+    timestep = _arg(args, kwargs, "timestep", 4)
+    if hidden_states is None or timestep is None:
+        return None
+    batch_size = hidden_states.shape[0]
+    _, _, gate_msa, _, _, gate_mlp = (block.scale_shift_table[None] + timestep.reshape(batch_size, 6, -1)).chunk(6, dim=1)
+    attn_output = gate_msa * cached["attn1"]
+    hidden_states = attn_output + hidden_states
+    if hidden_states.ndim == 4:
+        hidden_states = hidden_states.squeeze(1)
+    hidden_states = cached["attn2"] + hidden_states
+    ff_output = gate_mlp * cached["ff"]
+    hidden_states = ff_output + hidden_states
+    if hidden_states.ndim == 4:
+        hidden_states = hidden_states.squeeze(1)
+    return hidden_states
+
+
+def _flux_double_fast(block, cached, args, kwargs):
+    """``FluxTransformerBlock`` (FLUX double-stream block)."""
+    import torch
+
+    if len(cached) != 3:
+        return None
+    hidden_states = _arg(args, kwargs, "hidden_states", 0)
+    encoder_hidden_states = _arg(args, kwargs, "encoder_hidden_states", 1)
+    temb = _arg(args, kwargs, "temb", 2)
+    attention_outputs = cached["attn"]
+    if hidden_states is None or encoder_hidden_states is None or temb is None or len(attention_outputs) not in (2, 3):
+        return None
+    _, _, gate_msa, _, _, gate_mlp = _modulation(block.norm1, temb, 6)
+    _, _, c_gate_msa, _, _, c_gate_mlp = _modulation(block.norm1_context, temb, 6)
+    attn_output, context_attn_output = attention_outputs[0], attention_outputs[1]
+    attn_output = gate_msa.unsqueeze(1) * attn_output
+    hidden_states = hidden_states + attn_output
+    ff_output = gate_mlp.unsqueeze(1) * cached["ff"]
+    hidden_states = hidden_states + ff_output
+    if len(attention_outputs) == 3:
+        hidden_states = hidden_states + attention_outputs[2]
+    context_attn_output = c_gate_msa.unsqueeze(1) * context_attn_output
+    encoder_hidden_states = encoder_hidden_states + context_attn_output
+    encoder_hidden_states = encoder_hidden_states + c_gate_mlp.unsqueeze(1) * cached["ff_context"]
+    if encoder_hidden_states.dtype == torch.float16:
+        encoder_hidden_states = encoder_hidden_states.clip(-65504, 65504)
+    return encoder_hidden_states, hidden_states
+
+
+def _flux_single_fast(block, cached, args, kwargs):
+    """``FluxSingleTransformerBlock``: only ``proj_out``'s output reaches the residual stream."""
+    import torch
+
+    if "proj_out" not in cached:
+        return None
+    hidden_states = _arg(args, kwargs, "hidden_states", 0)
+    encoder_hidden_states = _arg(args, kwargs, "encoder_hidden_states", 1)
+    temb = _arg(args, kwargs, "temb", 2)
+    if hidden_states is None or encoder_hidden_states is None or temb is None:
+        return None
+    text_seq_len = encoder_hidden_states.shape[1]
+    hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+    residual = hidden_states
+    _, _, gate = _modulation(block.norm, temb, 3)
+    gate = gate.unsqueeze(1)
+    hidden_states = gate * cached["proj_out"]
+    hidden_states = residual + hidden_states
+    if hidden_states.dtype == torch.float16:
+        hidden_states = hidden_states.clip(-65504, 65504)
+    return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
+
+
+def _sd3_block_fast(block, cached, args, kwargs):
+    """``JointTransformerBlock`` (SD3 / SD3.5, with ``attn2`` in dual-attention layers)."""
+    hidden_states = _arg(args, kwargs, "hidden_states", 0)
+    encoder_hidden_states = _arg(args, kwargs, "encoder_hidden_states", 1)
+    temb = _arg(args, kwargs, "temb", 2)
+    needed = {"attn", "ff"} | ({"attn2"} if block.use_dual_attention else set()) | (set() if block.context_pre_only else {"ff_context"})
+    if hidden_states is None or temb is None or not needed <= set(cached):
+        return None
+    if block.use_dual_attention:
+        _, _, gate_msa, _, _, gate_mlp, _, _, gate_msa2 = _modulation(block.norm1, temb, 9)
+    else:
+        _, _, gate_msa, _, _, gate_mlp = _modulation(block.norm1, temb, 6)
+    attention = cached["attn"]
+    attn_output, context_attn_output = (attention[0], attention[1]) if isinstance(attention, tuple) else (attention, None)
+    attn_output = gate_msa.unsqueeze(1) * attn_output
+    hidden_states = hidden_states + attn_output
+    if block.use_dual_attention:
+        attn_output2 = gate_msa2.unsqueeze(1) * cached["attn2"]
+        hidden_states = hidden_states + attn_output2
+    ff_output = gate_mlp.unsqueeze(1) * cached["ff"]
+    hidden_states = hidden_states + ff_output
+    if block.context_pre_only:
+        encoder_hidden_states = None
+    else:
+        if encoder_hidden_states is None or context_attn_output is None:
+            return None
+        _, _, c_gate_msa, _, _, c_gate_mlp = _modulation(block.norm1_context, temb, 6)
+        context_attn_output = c_gate_msa.unsqueeze(1) * context_attn_output
+        encoder_hidden_states = encoder_hidden_states + context_attn_output
+        encoder_hidden_states = encoder_hidden_states + c_gate_mlp.unsqueeze(1) * cached["ff_context"]
+    return encoder_hidden_states, hidden_states
 
 
 _ADAPTERS: dict[str, ArchitectureAdapter] = {}

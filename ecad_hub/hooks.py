@@ -1,0 +1,449 @@
+"""Apply a :class:`~ecad_hub.CacheSchedule` to a diffusers transformer with diffusers' own hooks.
+
+    >>> handle = apply_schedule(pipe, CacheSchedule.load("ours_fast.json"))
+    >>> image = pipe("a red fox", num_inference_steps=20).images[0]
+    >>> handle.remove()            # back to the original behaviour, bit for bit
+
+or, scoped::
+
+    >>> with apply_schedule(pipe, schedule):
+    ...     image = pipe("a red fox").images[0]
+
+How it works. Three small :class:`diffusers.hooks.ModelHook` classes are registered through
+:class:`diffusers.hooks.HookRegistry` (no copied block classes, no hand-patched ``forward``):
+
+* :class:`ECADComponentHook` on every scheduled sub-module (``attn1``, ``ff``, ...): at a step
+  whose bit is ``True`` (or when nothing is cached yet) it runs the sub-module and keeps the
+  output if the next step will reuse it; otherwise it returns the kept output.
+* :class:`ECADBlockHook` on every block: when every component of the block is reused at this
+  step, it assembles the block's output from the kept outputs with the few elementwise
+  operations the block still needs (the adapter's *fast path*: no norms, attention or
+  projections run). The hook on the first block also advances the step counter.
+* Step state lives in a diffusers :class:`~diffusers.hooks.hooks.StateManager` (one state
+  per cache context, so FLUX's true-CFG ``cond``/``uncond`` passes keep separate caches).
+  The state is reset when the pipeline calls ``scheduler.set_timesteps`` (start of a call,
+  where the step count is checked) and by diffusers at the end of every pipeline call
+  (``maybe_free_model_hooks`` resets stateful hooks), so cached tensors live for one call.
+
+No hook sits on the transformer itself, so ``enable_model_cpu_offload`` (which re-wraps the
+top-level ``forward`` after every call) cannot unhook it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.hooks.hooks import BaseState, StateManager
+
+from .architectures import adapter_for, architecture_of
+from .errors import ArchitectureMismatchError, StepMismatchError, UnsupportedModelError
+from .schedule import CacheSchedule
+
+logger = logging.getLogger(__name__)
+
+_BLOCK_HOOK = "ecad_block"
+_COMPONENT_HOOK = "ecad_component"
+
+
+# --------------------------------------------------------------------------------------------
+# state
+# --------------------------------------------------------------------------------------------
+
+class ECADState(BaseState):
+    """State of one denoising loop (per cache context): step counter and kept outputs."""
+
+    def __init__(self) -> None:
+        self.forward_index = 0  # transformer forwards started in this loop
+        self.step = 0
+        self.cache: dict[tuple[int, int, int], Any] = {}
+
+    def reset(self) -> None:
+        self.forward_index = 0
+        self.step = 0
+        self.cache.clear()
+
+
+class _ECADStateManager(StateManager):
+    """A StateManager that also works without a cache context (PixArt and SD3 pipelines set none)."""
+
+    _DEFAULT = "default"
+
+    def get_state(self) -> ECADState:
+        name = self._context.name if self._context is not None else self._DEFAULT
+        state = self._state_cache.get(name)
+        if state is None:
+            state = self._state_cache[name] = self._state_cls()
+        return state
+
+    def states(self) -> list[ECADState]:
+        return list(self._state_cache.values())
+
+
+class _Plan:
+    """Per-schedule lookup tables shared by all hooks of one application."""
+
+    def __init__(self, schedule: CacheSchedule):
+        self.schedule = schedule
+        self.steps = schedule.num_inference_steps
+        self.group_index = {g.name: i for i, g in enumerate(schedule.architecture.groups)}
+        # compute[g][s, b, c]: run the sub-module; keep[g][s, b, c]: hold the output for step s+1
+        self.compute = []
+        self.keep = []
+        self.block_reused = []  # [s, b]: every present component reused (fast path possible)
+        self.counts = []  # executed sub-module forwards, for inspection and tests
+        for g in schedule.architecture.groups:
+            eff = schedule.effective_masks()[g.name]
+            present = g.present()
+            keep = np.zeros_like(eff)
+            keep[:-1] = ~eff[1:]
+            self.compute.append(eff)
+            self.keep.append(keep & present[None])
+            self.block_reused.append(~(eff & present[None]).any(axis=2))
+            self.counts.append(np.zeros(eff.shape, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------------------
+# hooks
+# --------------------------------------------------------------------------------------------
+
+class ECADComponentHook(ModelHook):
+    """Recompute or reuse one sub-module's output according to the schedule."""
+
+    _is_stateful = True
+
+    def __init__(self, state_manager: _ECADStateManager, plan: _Plan, group: int, block: int, component: int):
+        super().__init__()
+        self.state_manager = state_manager
+        self.plan = plan
+        self.key = (group, block, component)
+
+    def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        state = self.state_manager.get_state()
+        g, b, c = self.key
+        s = state.step
+        if self.plan.compute[g][s, b, c] or self.key not in state.cache:
+            output = self.fn_ref.original_forward(*args, **kwargs)
+            self.plan.counts[g][s, b, c] += 1
+            if self.plan.keep[g][s, b, c]:
+                state.cache[self.key] = output
+            else:
+                state.cache.pop(self.key, None)
+            return output
+        return state.cache[self.key]
+
+    def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
+        self.state_manager.reset()
+        return module
+
+
+class ECADBlockHook(ModelHook):
+    """Advance the step (first block) and skip fully reused blocks (fast path)."""
+
+    _is_stateful = True
+
+    def __init__(self, state_manager: _ECADStateManager, plan: _Plan, group: int, block: int,
+                 component_names: tuple[str, ...], fast_path, *, first: bool, last: bool, handle: "ScheduleHandle"):
+        super().__init__()
+        self.state_manager = state_manager
+        self.plan = plan
+        self.group = group
+        self.block = block
+        self.component_names = component_names
+        self.fast_path = fast_path
+        self.first = first
+        self.last = last
+        self._handle_ref = weakref.ref(handle)
+        self.fast_calls = 0
+
+    def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        state = self.state_manager.get_state()
+        if self.first:
+            handle = self._handle_ref()
+            if handle is not None and state.forward_index == 0:
+                handle._check_scheduler()
+            state.step = state.forward_index % self.plan.steps
+            state.forward_index += 1
+            if state.step == 0:
+                state.cache.clear()
+        if getattr(module, "_chunk_size", None) is not None:
+            _disable_chunking(module)
+        s = state.step
+        output = None
+        if self.fast_path is not None and self.plan.block_reused[self.group][s, self.block]:
+            cached = {}
+            for c, name in enumerate(self.component_names):
+                key = (self.group, self.block, c)
+                if key in state.cache:
+                    cached[name] = state.cache[key]
+            output = self.fast_path(module, cached, args, kwargs)
+            if output is not None:
+                self.fast_calls += 1
+        if output is None:
+            output = self.fn_ref.original_forward(*args, **kwargs)
+        if self.last and s == self.plan.steps - 1:
+            state.cache.clear()  # end of the denoising loop: free what was kept
+        return output
+
+    def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
+        self.state_manager.reset()
+        return module
+
+
+def _disable_chunking(block: torch.nn.Module) -> None:
+    logger.warning("ecad-hub: feed-forward chunking is disabled on %s while a schedule is applied "
+                   "(a chunked feed-forward cannot be reused as one output)", type(block).__name__)
+    block._chunk_size = None
+
+
+# --------------------------------------------------------------------------------------------
+# handle
+# --------------------------------------------------------------------------------------------
+
+class ScheduleHandle:
+    """An applied schedule. :meth:`remove` restores the original behaviour; also a context manager.
+
+    Attributes:
+        schedule: the applied :class:`CacheSchedule`.
+        transformer: the patched transformer.
+    """
+
+    def __init__(self, transformer: torch.nn.Module, schedule: CacheSchedule, pipeline=None):
+        self.schedule = schedule
+        self.transformer = transformer
+        self._pipeline_ref = weakref.ref(pipeline) if pipeline is not None else None
+        self._plan = _Plan(schedule)
+        self._state_manager = _ECADStateManager(ECADState)
+        self._hooked: list[tuple[torch.nn.Module, str]] = []
+        self._block_hooks: list[ECADBlockHook] = []
+        self._chunk_sizes: list[tuple[torch.nn.Module, Any]] = []
+        self._watched_scheduler = None
+        self.active = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _install(self, fast_path: bool) -> None:
+        adapter = adapter_for(self.transformer)
+        groups = self.schedule.architecture.groups
+        for gi, group in enumerate(groups):
+            blocks = getattr(self.transformer, group.name)
+            present = group.present()
+            for bi, block in enumerate(blocks):
+                if getattr(block, "_chunk_size", None) is not None:
+                    self._chunk_sizes.append((block, block._chunk_size))
+                    _disable_chunking(block)
+                for ci, comp in enumerate(group.components):
+                    if not present[bi, ci]:
+                        continue
+                    module = getattr(block, comp)
+                    hook = ECADComponentHook(self._state_manager, self._plan, gi, bi, ci)
+                    HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
+                    self._hooked.append((module, _COMPONENT_HOOK))
+                fast = adapter.fast_path(block) if fast_path else None
+                hook = ECADBlockHook(
+                    self._state_manager, self._plan, gi, bi, group.components, fast,
+                    first=(gi == 0 and bi == 0), last=(gi == len(groups) - 1 and bi == len(blocks) - 1), handle=self,
+                )
+                HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _BLOCK_HOOK)
+                self._hooked.append((block, _BLOCK_HOOK))
+                self._block_hooks.append(hook)
+        _invalidate_registry_caches(self.transformer)
+        pipe = self.pipeline
+        if pipe is not None:
+            self._watch_scheduler(getattr(pipe, "scheduler", None))
+            pipe.ecad_schedule = self.schedule
+        self.transformer.ecad_schedule = self.schedule
+        self.transformer._ecad_handle = self
+        self.active = True
+
+    def remove(self) -> None:
+        """Unhook everything and free cached tensors; the transformer behaves exactly as before."""
+        if not self.active:
+            return
+        for module, name in reversed(self._hooked):
+            registry = getattr(module, "_diffusers_hook", None)
+            if registry is not None:
+                registry.remove_hook(name, recurse=False)
+        self._hooked.clear()
+        self._block_hooks.clear()
+        _invalidate_registry_caches(self.transformer)
+        for block, size in self._chunk_sizes:
+            block._chunk_size = size
+        self._chunk_sizes.clear()
+        self._unwatch_scheduler()
+        self._state_manager.reset()
+        for obj in (self.transformer, self.pipeline):
+            if obj is not None and getattr(obj, "ecad_schedule", None) is self.schedule:
+                try:
+                    delattr(obj, "ecad_schedule")
+                except AttributeError:
+                    pass
+        if getattr(self.transformer, "_ecad_handle", None) is self:
+            del self.transformer._ecad_handle
+        self.active = False
+
+    def reset(self) -> None:
+        """Forget the step counter and cached outputs (the next forward is step 0)."""
+        self._state_manager.reset()
+
+    def __enter__(self) -> "ScheduleHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "removed"
+        return f"<ScheduleHandle {self.schedule.name!r} on {type(self.transformer).__name__} ({state})>"
+
+    # --- inspection -------------------------------------------------------------------------
+    @property
+    def pipeline(self):
+        return self._pipeline_ref() if self._pipeline_ref is not None else None
+
+    def computed_counts(self) -> dict[str, np.ndarray]:
+        """How many times each sub-module actually ran, per (step, block, component), since applied."""
+        return {g.name: self._plan.counts[i].copy() for i, g in enumerate(self.schedule.architecture.groups)}
+
+    def fast_path_calls(self) -> int:
+        """How many block forwards were replaced by the fast path since applied."""
+        return sum(h.fast_calls for h in self._block_hooks)
+
+    def cached_tensors(self) -> int:
+        """Number of sub-module outputs held right now (all cache contexts)."""
+        return sum(len(s.cache) for s in self._state_manager.states())
+
+    # --- step tracking ----------------------------------------------------------------------
+    def _watch_scheduler(self, scheduler) -> None:
+        """Wrap ``scheduler.set_timesteps`` (called once at the start of every pipeline call).
+
+        diffusers gives PixArt/SD3 pipelines no cache context, so this is where a new call is
+        seen: the state is reset and the step count checked before any denoising.
+        """
+        if scheduler is None or not hasattr(scheduler, "set_timesteps"):
+            return
+        self._unwatch_scheduler()
+        original = scheduler.set_timesteps
+        handle_ref = weakref.ref(self)
+
+        @functools.wraps(original)
+        def set_timesteps(*args, **kwargs):
+            result = original(*args, **kwargs)
+            handle = handle_ref()
+            if handle is not None and handle.active:
+                handle._state_manager.reset()
+                handle._check_steps(scheduler)
+            return result
+
+        set_timesteps._ecad_original = original
+        scheduler.set_timesteps = set_timesteps
+        self._watched_scheduler = scheduler
+
+    def _unwatch_scheduler(self) -> None:
+        scheduler, self._watched_scheduler = self._watched_scheduler, None
+        if scheduler is not None and hasattr(scheduler.__dict__.get("set_timesteps"), "_ecad_original"):
+            del scheduler.set_timesteps
+
+    def _check_scheduler(self) -> None:
+        """At the first forward of a loop: follow a scheduler swapped in after patching."""
+        pipe = self.pipeline
+        if pipe is None:
+            return
+        scheduler = getattr(pipe, "scheduler", None)
+        if scheduler is not None and scheduler is not self._watched_scheduler:
+            self._watch_scheduler(scheduler)
+            self._check_steps(scheduler)
+
+    def _check_steps(self, scheduler) -> None:
+        timesteps = getattr(scheduler, "timesteps", None)
+        if timesteps is None:
+            return
+        n = len(timesteps)
+        if n != self.schedule.num_inference_steps:
+            raise StepMismatchError(
+                f"the pipeline is set up for {n} denoising steps but schedule {self.schedule.name!r} has "
+                f"{self.schedule.num_inference_steps}; call it with num_inference_steps={self.schedule.num_inference_steps} "
+                f"or use a schedule searched for {n} steps"
+            )
+
+
+def _invalidate_registry_caches(transformer: torch.nn.Module) -> None:
+    registry = getattr(transformer, "_diffusers_hook", None)
+    if registry is not None and hasattr(registry, "invalidate_child_registries_cache"):
+        registry.invalidate_child_registries_cache()
+    for module in transformer.modules():
+        reg = getattr(module, "_diffusers_hook", None)
+        if reg is not None and hasattr(reg, "_child_registries_cache"):
+            reg._child_registries_cache = None
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------
+
+def _resolve(pipe_or_transformer):
+    if isinstance(pipe_or_transformer, torch.nn.Module) and not hasattr(pipe_or_transformer, "components"):
+        return pipe_or_transformer, None
+    transformer = getattr(pipe_or_transformer, "transformer", None)
+    if not isinstance(transformer, torch.nn.Module):
+        raise UnsupportedModelError(
+            f"{type(pipe_or_transformer).__name__} has no `transformer` component; ecad-hub schedules diffusion transformers "
+            f"(PixArt, FLUX, SD3)"
+        )
+    return transformer, pipe_or_transformer
+
+
+def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: bool = True) -> ScheduleHandle:
+    """Make a pipeline's (or a bare transformer's) transformer follow ``schedule``.
+
+    At step ``s`` a sub-module whose bit is ``False`` returns the output it produced at the
+    last step where it was computed (step 0 always computes). A schedule already applied to
+    the same transformer is removed first. The active schedule is ``pipe.ecad_schedule``.
+
+    Args:
+        pipe_or_transformer: a diffusers pipeline with a ``transformer`` component, or the
+            transformer itself (then the step counter wraps every ``num_inference_steps``
+            forwards; call ``handle.reset()`` to restart it).
+        schedule: the schedule; its architecture must match the transformer exactly.
+        fast_path: assemble fully reused blocks from cached outputs without running them.
+
+    Returns:
+        A :class:`ScheduleHandle`; ``handle.remove()`` (or leaving a ``with`` block) restores
+        the original behaviour bit for bit.
+
+    Raises:
+        ArchitectureMismatchError: the schedule is for another architecture (the message lists
+            every difference).
+        StepMismatchError: raised by the pipeline call, before any denoising, when the pipeline
+            runs a number of steps other than ``schedule.num_inference_steps``.
+    """
+    if not isinstance(schedule, CacheSchedule):
+        raise TypeError(f"expected a CacheSchedule, got {type(schedule).__name__}")
+    transformer, pipe = _resolve(pipe_or_transformer)
+    actual = architecture_of(transformer)
+    diffs = schedule.architecture.differences(actual)
+    if diffs:
+        raise ArchitectureMismatchError(
+            f"schedule {schedule.name!r} is for {schedule.architecture.describe()} but the transformer is "
+            f"{actual.describe()}: {'; '.join(diffs)}"
+        )
+    previous = getattr(transformer, "_ecad_handle", None)
+    if previous is not None:
+        previous.remove()
+    handle = ScheduleHandle(transformer, schedule, pipe)
+    handle._install(fast_path)
+    return handle
+
+
+def remove_schedule(pipe_or_transformer) -> bool:
+    """Remove whatever schedule is applied; returns whether one was."""
+    transformer, _ = _resolve(pipe_or_transformer)
+    handle = getattr(transformer, "_ecad_handle", None)
+    if handle is None:
+        return False
+    handle.remove()
+    return True
