@@ -22,8 +22,10 @@ How it works. Three small :class:`diffusers.hooks.ModelHook` classes are registe
 * Step state lives in a diffusers :class:`~diffusers.hooks.hooks.StateManager` (one state
   per cache context, so FLUX's true-CFG ``cond``/``uncond`` passes keep separate caches).
   The state is reset when the pipeline calls ``scheduler.set_timesteps`` (start of a call,
-  where the step count is checked) and by diffusers at the end of every pipeline call
-  (``maybe_free_model_hooks`` resets stateful hooks), so cached tensors live for one call.
+  where the step count is checked), the step counter wraps after ``num_inference_steps``
+  forwards, and kept outputs are dropped after the last step's last block (diffusers also
+  resets stateful hooks at the end of a call for models with ``CacheMixin``), so cached
+  tensors live for one call.
 
 No hook sits on the transformer itself, so ``enable_model_cpu_offload`` (which re-wraps the
 top-level ``forward`` after every call) cannot unhook it.
@@ -164,13 +166,13 @@ class ECADBlockHook(ModelHook):
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
         state = self.state_manager.get_state()
         if self.first:
-            handle = self._handle_ref()
-            if handle is not None and state.forward_index == 0:
-                handle._check_scheduler()
             state.step = state.forward_index % self.plan.steps
             state.forward_index += 1
-            if state.step == 0:
+            if state.step == 0:  # a new denoising loop
                 state.cache.clear()
+                handle = self._handle_ref()
+                if handle is not None:
+                    handle._check_scheduler()
         if getattr(module, "_chunk_size", None) is not None:
             _disable_chunking(module)
         s = state.step

@@ -49,6 +49,12 @@ os.environ.update({
 for _var in ("NO_PROXY", "no_proxy"):  # never send 127.0.0.1 through a proxy
     os.environ[_var] = ",".join(filter(None, [os.environ.get(_var), "127.0.0.1", "localhost"]))
 
+# The test models are tiny: one torch thread is several times faster than two on a busy 2-core
+# machine (thread hand-offs dominate), and keeps float results independent of the core count.
+import torch  # noqa: E402  (torch does not import huggingface_hub)
+
+torch.set_num_threads(int(os.environ.get("ECAD_TEST_THREADS", "1")))
+
 
 @pytest.fixture
 def hub() -> HubDouble:
