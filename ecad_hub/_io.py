@@ -110,3 +110,36 @@ def loads_json(text: str, *, source: str = "<string>", error_cls: type[Exception
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def replace_folder(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished folder ``tmp`` to ``target``, replacing what was there.
+
+    ``tmp`` must be beside ``target`` (same file system) so that each step is a rename: an
+    existing ``target`` is renamed aside, ``tmp`` renamed into place, then the old one deleted.
+    Readers see the old folder or the whole new one (or, after a crash between the two renames,
+    the old one next to the target as ``.<name>.old-*``), never a mix of both.
+    """
+    import shutil
+
+    tmp, target = Path(tmp), Path(target)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rmdir(old)
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def new_folder_beside(target: str | os.PathLike) -> Path:
+    """An empty temporary folder in ``target``'s parent (created if needed), to be moved with :func:`replace_folder`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

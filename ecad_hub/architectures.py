@@ -10,7 +10,6 @@ Adding an architecture is one new subclass registered with :func:`register_adapt
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping

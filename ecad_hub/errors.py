@@ -72,3 +72,9 @@ class SearchError(EcadError):
 
 class MetricUnavailableError(EcadError):
     """A quality metric cannot be used here (missing package or weights)."""
+
+
+class ScheduleNotFoundError(FrontierError, KeyError):
+    """A frontier has no schedule of that name (or none reaching the requested speedup or quality)."""
+
+    __str__ = Exception.__str__  # KeyError would quote the message

@@ -73,12 +73,22 @@ def load_schema(name: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _validator(name: str):
-    import jsonschema
+    """A validator for ``schemas/<name>.schema.json`` resolving ``$ref`` s between ecad-hub's schemas.
 
+    The schemas reference each other by ``$id`` (e.g. ``urn:ecad-hub:schema:schedule:1#/$defs/architecture``),
+    resolved through a :mod:`referencing` registry of every local schema, never fetched.
+    """
+    import jsonschema
+    from referencing import Registry, Resource
+
+    names = sorted(p.name[: -len(".schema.json")] for p in _schema_dir().glob("*.schema.json"))
+    registry = Registry().with_resources(
+        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names
+    )
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -1,0 +1,239 @@
+"""Hub commands of the ``ecad-hub`` CLI: export, push, pull, browse, generate.
+
+    ecad-hub export runs/pixart --out pixart-ecad                  # a search run -> a folder
+    ecad-hub export a.json b.json --base-model ID --transformer-config CONFIG --height 256 --width 256 --out DIR
+    ecad-hub push pixart-ecad --repo user/pixart-ecad               # one commit, none if unchanged
+    ecad-hub pull user/pixart-ecad --out pixart-ecad                # JSON + README + PNGs only
+    ecad-hub browse --base-model PixArt-alpha/PixArt-XL-2-256x256 --plot frontiers.png
+    ecad-hub generate --repo user/pixart-ecad --schedule 2.5x --prompt "a red fox" -o fox.png
+
+Registered through :data:`ecad_hub.cli._EXTENSIONS`; every handler raises
+:class:`~ecad_hub.errors.EcadError` on bad input (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from . import cli
+from .errors import EcadError, FrontierError
+
+
+def _add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="assemble a frontier (search run or schedule files) into a folder")
+    p.add_argument("inputs", nargs="+", metavar="RUN_DIR|SCHEDULE",
+                   help="a search run directory, or schedule files / folders of them (v1 or legacy)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
+    p.add_argument("--base-model", metavar="ID", help="the base model's Hub id (required for schedule files)")
+    p.add_argument("--revision", metavar="REV", help="the base model's commit to record")
+    p.add_argument("--pipeline-class", metavar="CLASS", help="the diffusers pipeline class to record")
+    p.add_argument("--transformer-config", metavar="CONFIG", help="transformer config.json to count MACs with")
+    p.add_argument("--height", type=int, help="image height searched (pixels)")
+    p.add_argument("--width", type=int, help="image width searched (pixels)")
+    p.add_argument("--metric", help="quality metric to rank by (default: the recorded one)")
+    p.add_argument("--default", metavar="NAME|SPEEDUP", help="default schedule (default: the middle one)")
+    p.add_argument("--repo", metavar="ID", help="repo id to show in the model card's usage snippet")
+
+    p = sub.add_parser("push", help="publish a frontier folder or search run to a Hub repo (one commit)")
+    p.add_argument("path", metavar="RUN_DIR|DIR")
+    p.add_argument("--repo", required=True, metavar="ID", help="target model repo, e.g. user/pixart-ecad")
+    p.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to the branch")
+    p.add_argument("--message", metavar="TEXT", help="commit message")
+    p.add_argument("--revision", metavar="BRANCH", help="branch to commit to (default main)")
+    p.add_argument("--token", help="Hub token (default: the logged-in one)")
+
+    p = sub.add_parser("pull", help="download an ECAD repo's schedules, card and plots (no weights)")
+    p.add_argument("repo", metavar="ID")
+    p.add_argument("--revision", metavar="REV", help="branch, tag or commit sha")
+    p.add_argument("--out", metavar="DIR", help="copy into this folder (default: print the cache folder)")
+    p.add_argument("--token", help="Hub token (for private repos)")
+
+    p = sub.add_parser("browse", help="list ECAD frontiers on the Hub")
+    p.add_argument("--base-model", metavar="ID", help="only frontiers for this base model")
+    p.add_argument("--author", help="only repos of this user or organisation")
+    p.add_argument("--search", help="substring of the repo id")
+    p.add_argument("--limit", type=int, default=50, help="at most this many repos (default 50)")
+    p.add_argument("--plot", metavar="FILE", help="save a PNG overlaying the frontiers (one base model)")
+    p.add_argument("--token", help="Hub token (for private repos)")
+
+    p = sub.add_parser("generate", help="generate an image with an ECAD schedule")
+    p.add_argument("--repo", required=True, metavar="ID|DIR", help="ECAD repo id, exported folder or search run")
+    p.add_argument("--schedule", metavar="NAME|SPEEDUP",
+                   help="schedule name or MAC speedup, e.g. 2.5x (default: the repo's default)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="image file to write (e.g. out.png)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the schedule's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--base-model", metavar="ID", help="load this base model instead of the frontier's")
+    p.add_argument("--revision", metavar="REV", help="ECAD repo revision")
+    p.add_argument("--height", type=int, help="image height (default: the size the schedules were searched at)")
+    p.add_argument("--width", type=int, help="image width (default: the size the schedules were searched at)")
+    p.add_argument("--guidance-scale", type=float, help="guidance scale (default: the pipeline's)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="weights dtype (default: float16 on "
+                   "cuda, float32 on cpu)")
+    p.add_argument("--no-cache", action="store_true", help="run the base model without the schedule (reference)")
+    p.add_argument("--local-files-only", action="store_true", help="use only files already in the HF cache")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra pipeline call argument, VALUE parsed as JSON if possible (repeatable)")
+
+
+cli._EXTENSIONS.append(_add_parsers)
+
+
+# --------------------------------------------------------------------------------------------
+# handlers
+# --------------------------------------------------------------------------------------------
+
+@cli.command("export")
+def cmd_export(args) -> int:
+    """Build a frontier from a search run or schedule files and write it to --out."""
+    from .frontier import Frontier
+    from .schedule import iter_schedule_files
+
+    first = Path(args.inputs[0])
+    overrides = {k: v for k, v in dict(
+        base_model=args.base_model, revision=args.revision, pipeline_class=args.pipeline_class,
+        height=args.height, width=args.width, metric=args.metric).items() if v is not None}
+    if len(args.inputs) == 1 and first.is_dir() and (first / "search.json").is_file():
+        run = Frontier.load(first)
+        settings = dict(base_model=run.base_model, revision=run.base_model_revision, pipeline_class=run.pipeline_class,
+                        height=run.height, width=run.width, metric=run.metric, search=run.search,
+                        guidance_scale=run.guidance_scale)
+        settings.update(overrides)
+        frontier = Frontier.from_schedules(run.schedules, transformer_config=args.transformer_config,
+                                           default=args.default, **settings)
+    else:
+        if not args.base_model:
+            raise FrontierError("--base-model is required when exporting schedule files (which model are they for?)")
+        files = iter_schedule_files(args.inputs)
+        if not files:
+            raise FrontierError("no schedule files found")
+        schedules = [cli.load_any_schedule(f, architecture=args.transformer_config) for f in files]
+        frontier = Frontier.from_schedules(schedules, transformer_config=args.transformer_config,
+                                           default=args.default, **overrides)
+    out = frontier.save_pretrained(args.out, repo_id=args.repo)
+    print(frontier.to_table())
+    print(f"wrote {len(frontier)} schedules to {out}")
+    return 0
+
+
+@cli.command("push")
+def cmd_push(args) -> int:
+    """Publish a frontier folder or search run to --repo in one commit."""
+    from .frontier import Frontier
+
+    frontier = Frontier.load(args.path)
+    info = frontier.push_to_hub(args.repo, private=args.private or None, token=args.token,
+                                revision=args.revision, create_pr=args.create_pr, commit_message=args.message)
+    if info is None:
+        print(f"{args.repo} already holds this frontier; nothing to commit")
+    elif args.create_pr:
+        print(f"opened {info.pr_url}")
+    else:
+        print(f"pushed {len(frontier)} schedules: {info.commit_url}")
+    return 0
+
+
+@cli.command("pull")
+def cmd_pull(args) -> int:
+    """Download an ECAD repo's JSON, README and PNG files; print the folder."""
+    from .hub import pull
+
+    print(pull(args.repo, revision=args.revision, out=args.out, token=args.token))
+    return 0
+
+
+@cli.command("browse")
+def cmd_browse(args) -> int:
+    """List ECAD frontiers on the Hub; --plot overlays those of one base model."""
+    from .hub import browse, summaries_table
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summaries = browse(base_model=args.base_model, author=args.author, search=args.search,
+                           limit=args.limit, token=args.token)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if not summaries:
+        print("no ECAD frontiers found", file=sys.stderr)
+        return 0
+    print(summaries_table(summaries))
+    if args.plot:
+        from .plotting import plot_frontier
+
+        bases = sorted({s.base_model for s in summaries})
+        if len(bases) > 1:
+            raise EcadError(f"--plot overlays frontiers of one base model; pass --base-model "
+                            f"(found {', '.join(bases)})")
+        metrics = sorted({s.metric for s in summaries if s.metric})
+        series = {s.repo_id: s.points() for s in summaries if s.points()}
+        if not series:
+            raise EcadError("--plot: no frontier records both MAC speedups and quality")
+        plot_frontier(series, args.plot, ylabel=" / ".join(metrics) or "quality", title=f"ECAD frontiers: {bases[0]}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _call_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@cli.command("generate")
+def cmd_generate(args) -> int:
+    """Generate one image with an ECAD schedule; print the time and the schedule used."""
+    import torch
+
+    from .pipeline import ECADPipeline
+
+    extra = {}
+    for item in args.arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise EcadError(f"--arg {item!r}: expected KEY=VALUE")
+        extra[key] = _call_value(value)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # a CLI run: keep stderr for errors
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    default_dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    dtype = getattr(torch, args.dtype) if args.dtype else default_dtype
+    pipe = ECADPipeline.from_pretrained(args.repo, args.schedule, base_model=args.base_model, revision=args.revision,
+                                        torch_dtype=dtype, local_files_only=args.local_files_only)
+    pipe.to(device)
+    if hasattr(pipe.pipeline, "set_progress_bar_config"):
+        pipe.pipeline.set_progress_bar_config(disable=True)
+    if args.no_cache:
+        pipe.disable_cache()
+    frontier = pipe.frontier
+    call = dict(generator=torch.Generator(device="cpu").manual_seed(args.seed))
+    if args.steps is not None:
+        call["num_inference_steps"] = args.steps
+    height, width = args.height or frontier.height, args.width or frontier.width
+    if height and width:
+        call.update(height=height, width=width)
+    if args.guidance_scale is not None:
+        call["guidance_scale"] = args.guidance_scale
+    call.update(extra)
+    call["output_type"] = "pil"
+    start = time.perf_counter()
+    result = pipe(args.prompt, **call)
+    elapsed = time.perf_counter() - start
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.images[0].save(out)
+    s = pipe.schedule
+    used = "no schedule (cache disabled)" if args.no_cache else (
+        f"schedule {s.name}" + (f" ({s.mac_speedup:.2f}x MACs)" if s.mac_speedup else ""))
+    steps = call.get("num_inference_steps", s.num_inference_steps)
+    print(f"{used}, {steps} steps, {elapsed:.2f} s on {device} -> {out}")
+    return 0

@@ -1,0 +1,869 @@
+"""A :class:`Frontier`: the quality/compute Pareto front of ECAD schedules for one base model.
+
+A frontier is what a search produces and what an ECAD Hub repo holds::
+
+    user/pixart-ecad
+    ├── ecad_config.json          base model + revision, architecture, resolution, steps, default,
+    │                             search provenance          (schemas/ecad-config-v1.schema.json)
+    ├── frontier.json             the index: name, file, MAC speedup, quality, latency, hash per
+    │                             schedule                   (schemas/frontier-v1.schema.json)
+    ├── schedules/ecad-1.52x.json one schedule file per point (schemas/schedule-v1.schema.json)
+    ├── README.md                 model card (metadata, usage, table, plots, provenance, citation)
+    ├── frontier.png
+    └── heatmaps/ecad-1.52x.png
+
+Build one from schedules (or load a search run directory), then save or push it::
+
+    >>> from ecad_hub import Frontier
+    >>> frontier = Frontier.from_schedules(
+    ...     ["all.json", "ours_fast.json", "ours_faster.json"],
+    ...     base_model="PixArt-alpha/PixArt-XL-2-256x256",
+    ...     transformer_config="configs/pixart_xl_2_256_transformer.json", height=256, width=256,
+    ... )
+    >>> frontier.names
+    ['ecad-1.00x', 'ecad-2.68x', 'ecad-3.93x']
+    >>> frontier.save_pretrained("pixart-ecad")            # a local folder, written atomically
+    >>> frontier.push_to_hub("user/pixart-ecad")            # one commit (None if nothing changed)
+
+and load one back, from a folder, a search run directory or the Hub (only the small JSON files
+are downloaded, every file is validated against its schema, nothing is executed)::
+
+    >>> frontier = Frontier.load("user/pixart-ecad")
+    >>> frontier.pick(speedup=2.5).name
+    'ecad-2.68x'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from ._io import dumps_json, new_folder_beside, read_json, replace_folder
+from .errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError
+from .schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule, schema_problems
+
+#: ``ecad_config_version`` this release writes and reads.
+CONFIG_VERSION = 1
+#: ``ecad_frontier_version`` this release writes and reads.
+INDEX_VERSION = 1
+
+CONFIG_FILE = "ecad_config.json"
+INDEX_FILE = "frontier.json"
+CARD_FILE = "README.md"
+PLOT_FILE = "frontier.png"
+SCHEDULES_DIR = "schedules"
+HEATMAPS_DIR = "heatmaps"
+#: What a frontier load downloads from a Hub repo: the small JSON files, nothing else.
+FRONTIER_PATTERNS = [CONFIG_FILE, INDEX_FILE, f"{SCHEDULES_DIR}/*.json"]
+#: What ``pull`` downloads: the JSON files plus the model card and its PNG figures.
+PULL_PATTERNS = [*FRONTIER_PATTERNS, CARD_FILE, PLOT_FILE, f"{HEATMAPS_DIR}/*.png"]
+
+_MANAGED_FILES = {CONFIG_FILE, INDEX_FILE, CARD_FILE, PLOT_FILE}
+_MANAGED_DIRS = (SCHEDULES_DIR, HEATMAPS_DIR)
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SPEEDUP_SPEC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[xX]?\s*$")
+_SEARCH_KEYS = ("population", "generations", "seed", "ecad_hub_version")
+_PROMPT_SET_KEYS = ("name", "sha256", "num_prompts", "images_per_prompt")
+
+
+# --------------------------------------------------------------------------------------------
+# schema validation (the config and index schemas $ref the schedule schema's definitions)
+# --------------------------------------------------------------------------------------------
+
+#: Every JSON Schema violation of a document, one line each (the ecad-hub schemas ``$ref`` each other).
+document_problems = schema_problems
+
+
+def _check_document(doc: Any, schema: str, source: str) -> None:
+    problems = document_problems(doc, schema)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise FrontierError(f"{source}: {problems[0]}{more}", path=source)
+
+
+# --------------------------------------------------------------------------------------------
+# per-schedule numbers
+# --------------------------------------------------------------------------------------------
+
+def _mac_ratio(s: CacheSchedule) -> float | None:
+    macs = s.metrics.get("macs") or {}
+    if "ratio" in macs:
+        return float(macs["ratio"])
+    if macs.get("all_compute_total") and macs.get("total"):
+        return macs["total"] / macs["all_compute_total"]
+    speedup = s.mac_speedup
+    return 1.0 / speedup if speedup else None
+
+
+def _compute_key(s: CacheSchedule) -> float:
+    """Relative compute of a schedule: its MAC ratio, else its fraction of computed sub-modules."""
+    ratio = _mac_ratio(s)
+    return ratio if ratio is not None else s.fraction_computed()
+
+
+def _latency(s: CacheSchedule) -> dict:
+    return s.metrics.get("latency") or {}
+
+
+def _fmt(value: float | None, spec: str = ".4g", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+# --------------------------------------------------------------------------------------------
+# Frontier
+# --------------------------------------------------------------------------------------------
+
+class Frontier:
+    """ECAD schedules for one base model, ordered from most to least compute.
+
+    Build one with :meth:`from_schedules` or :meth:`load`; the constructor takes schedules
+    that are already named and ordered (it checks, it does not rename).
+
+    Attributes:
+        base_model: Hub id (or local path) of the diffusers pipeline the schedules are for.
+        base_model_revision: the base model's commit the schedules were searched on, if known.
+        pipeline_class: the diffusers pipeline class name, if known (informational).
+        architecture: the transformer block structure every schedule is written for.
+        resolutions: ``(height, width)`` pairs searched; the first is the main one.
+        num_inference_steps: denoising steps of every schedule.
+        guidance_scale: the guidance scale searched at, if known.
+        metric: the quality metric the frontier is ranked by (``None`` if none was recorded).
+        default: name of the schedule used when none is asked for.
+        search: search provenance (metric, prompt set, population, generations, seed,
+            ecad-hub version), or ``None`` for a frontier assembled from schedule files.
+        source: where it was loaded from (folder, run directory or repo id), if loaded.
+        repo_id: the Hub repo it was loaded from, if any.
+        commit: the resolved commit sha of that repo (pin it with ``revision=``).
+
+    Example::
+
+        >>> frontier = Frontier.load("user/pixart-ecad")
+        >>> len(frontier), frontier.default
+        (4, 'ecad-2.68x')
+        >>> frontier["ecad-2.68x"].mac_speedup
+        2.6759
+        >>> print(frontier.to_table())
+    """
+
+    def __init__(
+        self,
+        schedules: Sequence[CacheSchedule],
+        *,
+        base_model: str,
+        base_model_revision: str | None = None,
+        pipeline_class: str | None = None,
+        resolutions: Iterable[tuple[int, int]] = (),
+        guidance_scale: float | None = None,
+        metric: str | None = None,
+        default: str | None = None,
+        search: Mapping | None = None,
+        source: str | None = None,
+        repo_id: str | None = None,
+        commit: str | None = None,
+    ):
+        schedules = list(schedules)
+        label = source or "frontier"
+        if not schedules:
+            raise FrontierError(f"{label}: a frontier needs at least one schedule")
+        if not isinstance(base_model, str) or not base_model:
+            raise FrontierError(f"{label}: base_model must be a model id or path")
+        for s in schedules:
+            if not isinstance(s, CacheSchedule):
+                raise TypeError(f"expected CacheSchedule objects, got {type(s).__name__}")
+        first = schedules[0]
+        for s in schedules[1:]:
+            diffs = first.architecture.differences(s.architecture)
+            if diffs:
+                raise FrontierError(
+                    f"{label}: schedules {first.name!r} and {s.name!r} are for different architectures "
+                    f"({first.architecture.describe()} vs {s.architecture.describe()})"
+                )
+            if s.num_inference_steps != first.num_inference_steps:
+                raise FrontierError(
+                    f"{label}: schedules {first.name!r} ({first.num_inference_steps} steps) and {s.name!r} "
+                    f"({s.num_inference_steps} steps) are for different step counts; a frontier has one"
+                )
+        names = [s.name for s in schedules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise FrontierError(f"{label}: several schedules are named {dupes[0]!r}")
+        self._schedules = schedules
+        self._by_name = {s.name: s for s in schedules}
+        self.base_model = base_model
+        self.base_model_revision = base_model_revision
+        self.pipeline_class = pipeline_class
+        self.architecture: Architecture = first.architecture
+        self.num_inference_steps = first.num_inference_steps
+        self.resolutions: tuple[tuple[int, int], ...] = tuple((int(h), int(w)) for h, w in resolutions)
+        self.guidance_scale = None if guidance_scale is None else float(guidance_scale)
+        self.metric = metric
+        self.default = default if default is not None else names[len(names) // 2]
+        if self.default not in self._by_name:
+            raise FrontierError(f"{label}: default schedule {self.default!r} is not one of {names}")
+        self.search = dict(search) if search else None
+        self.source = source
+        self.repo_id = repo_id
+        self.commit = commit
+        _check_document(self.config_dict(), "ecad-config-v1", f"{label}: {CONFIG_FILE}")
+
+    # --- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_schedules(
+        cls,
+        schedules: Iterable[CacheSchedule | str | os.PathLike],
+        *,
+        base_model: str,
+        revision: str | None = None,
+        pipeline_class: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        transformer_config=None,
+        profile=None,
+        metric: str | None = None,
+        default: str | float | None = None,
+        search: Mapping | None = None,
+        guidance_scale: float | None = None,
+    ) -> "Frontier":
+        """Assemble a frontier from schedules (objects or v1 files): count MACs, sort, name.
+
+        Args:
+            schedules: :class:`CacheSchedule` objects or paths to v1 schedule files, all for
+                one architecture and step count, with distinct masks.
+            base_model: Hub id (or local path) of the diffusers pipeline they are for.
+            revision: the base model's commit (recorded, and pinned by loaders).
+            pipeline_class: diffusers pipeline class name (informational).
+            height, width: the image size searched (default: the profile's, else the
+                schedules' ``generation`` size).
+            transformer_config: a transformer config (dict, ``config.json`` path, or model) to
+                count MACs with :func:`ecad_hub.macs.profile_macs` at ``height`` x ``width``.
+            profile: a :class:`~ecad_hub.macs.MacProfile` to count MACs with (instead).
+                Without either, MACs already recorded in the schedules are kept.
+            metric: the quality metric to rank by (default: the search's, else the first one
+                the schedules record).
+            default: the default schedule: a name (given or assigned) or a speedup for
+                :meth:`pick` (default: the middle of the frontier).
+            search: search provenance (see ``schemas/ecad-config-v1.schema.json``).
+            guidance_scale: the guidance scale searched at.
+
+        Names are ``ecad-<MAC speedup>x`` with two decimals (``ecad-1.00x`` ... ``ecad-2.68x``),
+        or the schedule's own name when its MACs are unknown. Schedules whose names would
+        collide get three decimals (``ecad-1.518x``, ``ecad-1.524x``), names still equal get
+        ``-2``, ``-3`` ... in frontier order. Order: most compute first (ties: better quality
+        first, then content hash), so the result is the same for the same inputs in any order.
+        """
+        loaded: list[tuple[str, CacheSchedule]] = []
+        for item in schedules:
+            s = item if isinstance(item, CacheSchedule) else CacheSchedule.load(item)
+            loaded.append((s.name, s))
+        if not loaded:
+            raise FrontierError("a frontier needs at least one schedule")
+        arch = loaded[0][1].architecture
+        for _, s in loaded:
+            if arch.differences(s.architecture):
+                raise FrontierError(
+                    f"schedules {loaded[0][0]!r} and {s.name!r} are for different architectures "
+                    f"({arch.describe()} vs {s.architecture.describe()})"
+                )
+        gens = [s.generation for _, s in loaded]
+        if profile is None and transformer_config is not None:
+            from .macs import profile_macs
+
+            h = height or next((g["height"] for g in gens if "height" in g), None)
+            w = width or next((g["width"] for g in gens if "width" in g), None)
+            if not (h and w):
+                raise FrontierError("pass height and width to count MACs with a transformer config")
+            try:
+                profile = profile_macs(transformer_config, h, w)
+            except (ValueError, TypeError) as e:
+                raise FrontierError(f"cannot count MACs with {transformer_config}: {e}") from None
+        if profile is not None:
+            try:
+                loaded = [(n, profile.annotate(s)) for n, s in loaded]
+            except ArchitectureMismatchError as e:
+                raise ArchitectureMismatchError(f"cannot count MACs: {e}") from None
+        if height and width:
+            resolutions = [(int(height), int(width))]
+        elif profile is not None:
+            resolutions = [(profile.height, profile.width)]
+        else:
+            resolutions = list(dict.fromkeys((g["height"], g["width"]) for g in gens if "height" in g and "width" in g))
+        seen: dict[str, str] = {}
+        for original, s in loaded:
+            if s.content_hash in seen:
+                raise FrontierError(f"schedules {seen[s.content_hash]!r} and {original!r} have the same mask")
+            seen[s.content_hash] = original
+        if metric is None:
+            metric = ((search or {}).get("metric") or {}).get("name")
+        if metric is None:
+            metric = next((q["metric"] for _, s in loaded for q in s.metrics.get("quality", [])), None)
+
+        def order(item):
+            s = item[1]
+            quality = s.quality(metric) if metric else None
+            return (-_compute_key(s), -(quality if quality is not None else -math.inf), s.content_hash)
+
+        loaded.sort(key=order)
+        generation = {k: v for k, v in (("base_model", base_model), ("revision", revision),
+                                         ("pipeline_class", pipeline_class),
+                                         ("height", resolutions[0][0] if resolutions else None),
+                                         ("width", resolutions[0][1] if resolutions else None),
+                                         ("guidance_scale", guidance_scale)) if v is not None}
+        named: list[CacheSchedule] = []
+        renamed: dict[str, str] = {}
+        for (original, s), name in zip(loaded, _assign_names([s for _, s in loaded])):
+            renamed.setdefault(original, name)
+            named.append(s.replace(name=name, generation={**generation, **s.generation}))
+        frontier = cls(named, base_model=base_model, base_model_revision=revision, pipeline_class=pipeline_class,
+                       resolutions=resolutions, guidance_scale=guidance_scale, metric=metric,
+                       default=named[len(named) // 2].name, search=_clean_search(search))
+        if default is not None:
+            if isinstance(default, str) and default in renamed and default not in frontier._by_name:
+                default = renamed[default]
+            frontier.default = frontier.resolve(default).name
+        return frontier
+
+    @classmethod
+    def load(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+    ) -> "Frontier":
+        """Load a frontier from a search run directory, an exported folder, or a Hub repo.
+
+        * a folder holding ``search.json`` and ``front/*.json``: a search run (named and
+          ordered as by :meth:`from_schedules`);
+        * a folder holding ``ecad_config.json``: a frontier saved with :meth:`save_pretrained`
+          (or pulled);
+        * otherwise a Hub repo id: only ``ecad_config.json``, ``frontier.json`` and
+          ``schedules/*.json`` are downloaded (``snapshot_download(allow_patterns=...)``), at
+          ``revision`` (branch, tag or commit sha); :attr:`commit` is the resolved sha.
+
+        Every file is validated against its schema and checked against the index; any problem
+        raises :class:`~ecad_hub.errors.FrontierError` (Hub failures raise
+        :class:`~ecad_hub.errors.HubError`). Nothing in the repo is ever executed or unpickled.
+        """
+        path = Path(path_or_repo_id)
+        if path.exists():
+            if not path.is_dir():
+                raise FrontierError(f"{path}: expected a folder (exported frontier or search run) or a Hub repo id")
+            if (path / CONFIG_FILE).is_file():
+                return cls._load_folder(path, label=str(path))
+            if (path / "search.json").is_file():
+                return cls._load_run(path)
+            raise FrontierError(f"{path}: neither an exported ECAD folder (no {CONFIG_FILE}) "
+                                f"nor a search run directory (no search.json)", path=str(path))
+        repo_id = str(path_or_repo_id)
+        if not _REPO_ID.match(repo_id):
+            raise FrontierError(f"{repo_id}: no such folder, and not a Hub repo id (namespace/name)")
+        from .hub import download_files
+
+        folder, commit = download_files(repo_id, FRONTIER_PATTERNS, revision=revision, token=token,
+                                        cache_dir=cache_dir, local_files_only=local_files_only)
+        label = f"{repo_id}@{commit[:7]}" if commit else repo_id
+        if not (folder / CONFIG_FILE).is_file():
+            raise FrontierError(f"{label} is not an ECAD repo: it has no {CONFIG_FILE}", path=repo_id)
+        return cls._load_folder(folder, label=label, repo_id=repo_id, commit=commit)
+
+    @classmethod
+    def _load_folder(cls, folder: Path, *, label: str, repo_id: str | None = None,
+                     commit: str | None = None) -> "Frontier":
+        config = read_json(folder / CONFIG_FILE, error_cls=FrontierError)
+        _check_document(config, "ecad-config-v1", f"{label}/{CONFIG_FILE}")
+        if not (folder / INDEX_FILE).is_file():
+            raise FrontierError(f"{label}: {INDEX_FILE} is missing", path=label)
+        index = read_json(folder / INDEX_FILE, error_cls=FrontierError)
+        _check_document(index, "frontier-v1", f"{label}/{INDEX_FILE}")
+        schedules = []
+        for entry in index["schedules"]:
+            where = f"{label}/{entry['file']}"
+            if entry["file"] != f"{SCHEDULES_DIR}/{entry['name']}.json":
+                raise FrontierError(f"{label}/{INDEX_FILE}: schedule {entry['name']!r} must be stored as "
+                                    f"{SCHEDULES_DIR}/{entry['name']}.json, not {entry['file']}")
+            file = folder / entry["file"]
+            if not file.is_file():
+                raise FrontierError(f"{where}: listed in {INDEX_FILE} but missing", path=where)
+            try:
+                doc = read_json(file, error_cls=ScheduleError, max_bytes=MAX_SCHEDULE_BYTES)
+                s = CacheSchedule.from_dict(doc, source=where)
+            except ScheduleError as e:
+                raise FrontierError(f"invalid schedule: {e}", path=where) from None
+            if s.name != entry["name"]:
+                raise FrontierError(f"{where}: names itself {s.name!r}, {INDEX_FILE} says {entry['name']!r}")
+            if s.content_hash != entry["content_hash"]:
+                raise FrontierError(f"{where}: content hash does not match {INDEX_FILE} (edited by hand?)")
+            arch_diffs = Architecture.from_dict(config["architecture"]).differences(s.architecture)
+            if arch_diffs:
+                raise FrontierError(f"{where}: architecture differs from {CONFIG_FILE}: {'; '.join(arch_diffs)}")
+            schedules.append(s)
+        listed = {e["file"] for e in index["schedules"]}
+        present = (p.relative_to(folder).as_posix() for p in (folder / SCHEDULES_DIR).glob("*.json"))
+        unlisted = sorted(p for p in present if p not in listed)
+        if unlisted:
+            warnings.warn(f"{label}: ignoring {', '.join(unlisted)} (not listed in {INDEX_FILE})", stacklevel=3)
+        frontier = cls(
+            schedules,
+            base_model=config["base_model"],
+            base_model_revision=config.get("base_model_revision"),
+            pipeline_class=config.get("pipeline_class"),
+            resolutions=[(r["height"], r["width"]) for r in config.get("resolutions", [])],
+            guidance_scale=config.get("guidance_scale"),
+            metric=config.get("metric"),
+            default=config["default_schedule"],
+            search=config.get("search"),
+            source=label,
+            repo_id=repo_id,
+            commit=commit,
+        )
+        if frontier.num_inference_steps != config["num_inference_steps"]:
+            raise FrontierError(f"{label}: {CONFIG_FILE} says {config['num_inference_steps']} steps, "
+                                f"the schedules have {frontier.num_inference_steps}")
+        if frontier.index_dict() != index:
+            raise FrontierError(f"{label}/{INDEX_FILE}: does not match {CONFIG_FILE} and the schedule files "
+                                f"(stale index?)")
+        return frontier
+
+    @classmethod
+    def _load_run(cls, run_dir: Path) -> "Frontier":
+        meta = read_json(run_dir / "search.json", error_cls=FrontierError)
+        if not isinstance(meta, dict) or not isinstance(meta.get("base_model"), str):
+            raise FrontierError(f"{run_dir}/search.json: no base_model")
+        files = sorted((run_dir / "front").glob("*.json")) if (run_dir / "front").is_dir() else []
+        if not files:
+            raise FrontierError(f"{run_dir}: no front/*.json schedules (has the search finished a generation?)")
+        try:
+            schedules = [CacheSchedule.load(f) for f in files]
+        except ScheduleError as e:
+            raise FrontierError(f"invalid schedule in search run: {e}") from None
+        if meta.get("architecture"):
+            try:
+                declared = Architecture.from_dict(meta["architecture"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise FrontierError(f"{run_dir}/search.json: bad architecture ({e})") from None
+            diffs = declared.differences(schedules[0].architecture)
+            if diffs:
+                raise FrontierError(f"{run_dir}: front/ schedules do not match search.json's architecture: "
+                                    f"{'; '.join(diffs)}")
+        metric = meta.get("metric") or {}
+        frontier = cls.from_schedules(
+            schedules,
+            base_model=meta["base_model"],
+            revision=meta.get("revision"),
+            pipeline_class=meta.get("pipeline_class"),
+            height=meta.get("height"),
+            width=meta.get("width"),
+            metric=metric.get("name") if isinstance(metric, dict) else None,
+            search=meta,
+            guidance_scale=meta.get("guidance_scale"),
+        )
+        steps = meta.get("num_inference_steps")
+        if steps is not None and steps != frontier.num_inference_steps:
+            raise FrontierError(f"{run_dir}: search.json says {steps} steps, front/ schedules have "
+                                f"{frontier.num_inference_steps}")
+        frontier.source = str(run_dir)
+        return frontier
+
+    # --- access -----------------------------------------------------------------------------
+    @property
+    def schedules(self) -> list[CacheSchedule]:
+        """The schedules, from most to least compute."""
+        return list(self._schedules)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self._schedules]
+
+    @property
+    def height(self) -> int | None:
+        return self.resolutions[0][0] if self.resolutions else None
+
+    @property
+    def width(self) -> int | None:
+        return self.resolutions[0][1] if self.resolutions else None
+
+    @property
+    def family(self) -> str | None:
+        """The model family tag of the transformer (``pixart``, ``flux``, ``sd3``), if ecad-hub knows it."""
+        from .architectures import _ADAPTERS
+
+        adapter = _ADAPTERS.get(self.architecture.transformer_class)
+        return adapter.family if adapter is not None else None
+
+    def __len__(self) -> int:
+        return len(self._schedules)
+
+    def __iter__(self) -> Iterator[CacheSchedule]:
+        return iter(list(self._schedules))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str | int) -> CacheSchedule:
+        if isinstance(name, int):
+            return self._schedules[name]
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ScheduleNotFoundError(f"{self._label}: no schedule named {name!r}; "
+                                        f"available: {', '.join(self.names)}") from None
+
+    @property
+    def _label(self) -> str:
+        return self.source or self.base_model
+
+    def quality(self, schedule: CacheSchedule | str) -> float | None:
+        """The schedule's value of the frontier's quality metric (``None`` if not recorded)."""
+        s = self[schedule] if isinstance(schedule, str) else schedule
+        return s.quality(self.metric) if self.metric else None
+
+    def pick(self, speedup: float | None = None, *, min_quality: float | None = None) -> CacheSchedule:
+        """Choose a schedule by MAC speedup or by quality.
+
+        * ``pick(speedup=x)``: the best-quality schedule among those with MAC speedup >= ``x``
+          (without quality records: the slowest of them, i.e. the least aggressive).
+        * ``pick(min_quality=q)``: the fastest schedule whose quality is >= ``q``.
+
+        Raises :class:`~ecad_hub.errors.ScheduleNotFoundError` (a ``FrontierError``) naming the
+        best available value when no schedule qualifies.
+        """
+        if (speedup is None) == (min_quality is None):
+            raise TypeError("pass exactly one of speedup= or min_quality=")
+        if speedup is not None:
+            known = [s for s in self._schedules if s.mac_speedup is not None]
+            if not known:
+                raise FrontierError(f"{self._label}: no schedule has recorded MACs; cannot pick by speedup")
+            fast_enough = [s for s in known if s.mac_speedup >= float(speedup) - 1e-9]
+            if not fast_enough:
+                best = max(known, key=lambda s: s.mac_speedup)
+                raise ScheduleNotFoundError(
+                    f"{self._label}: no schedule reaches a {float(speedup):.2f}x MAC speedup; the fastest is "
+                    f"{best.name} ({best.mac_speedup:.2f}x)")
+            q = {s.name: self.quality(s) for s in fast_enough}
+            if all(v is None for v in q.values()):
+                return min(fast_enough, key=lambda s: s.mac_speedup)
+            return max(fast_enough, key=lambda s: (q[s.name] if q[s.name] is not None else -math.inf,
+                                                   -s.mac_speedup))
+        scored = [(s, self.quality(s)) for s in self._schedules]
+        scored = [(s, v) for s, v in scored if v is not None]
+        if not scored:
+            raise FrontierError(f"{self._label}: no schedule records a quality metric; cannot pick by quality")
+        good = [s for s, v in scored if v >= float(min_quality)]
+        if not good:
+            best = max(scored, key=lambda t: t[1])
+            raise ScheduleNotFoundError(
+                f"{self._label}: no schedule reaches {self.metric} >= {min_quality:g}; the best is {best[0].name} "
+                f"({self.metric} {best[1]:.4g})")
+        return min(good, key=_compute_key)
+
+    def resolve(self, spec: str | float | int | CacheSchedule | None = None) -> CacheSchedule:
+        """A schedule by name, by speedup (a number, or a string like ``"2.5"`` / ``"2.5x"``), or the default."""
+        if spec is None:
+            return self._by_name[self.default]
+        if isinstance(spec, CacheSchedule):
+            return spec
+        if isinstance(spec, bool):
+            raise TypeError("a schedule is chosen by name or speedup, not a bool")
+        if isinstance(spec, (int, float)):
+            return self.pick(speedup=float(spec))
+        if isinstance(spec, str):
+            if spec in self._by_name:
+                return self._by_name[spec]
+            match = _SPEEDUP_SPEC.match(spec)
+            if match:
+                return self.pick(speedup=float(match.group(1)))
+            return self[spec]
+        raise TypeError(f"a schedule is chosen by name or speedup, got {type(spec).__name__}")
+
+    # --- documents --------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        """The ``ecad_config.json`` document."""
+        d: dict[str, Any] = {"ecad_config_version": CONFIG_VERSION, "base_model": self.base_model}
+        if self.base_model_revision:
+            d["base_model_revision"] = self.base_model_revision
+        if self.pipeline_class:
+            d["pipeline_class"] = self.pipeline_class
+        d["architecture"] = self.architecture.to_dict()
+        if self.resolutions:
+            d["resolutions"] = [{"height": h, "width": w} for h, w in self.resolutions]
+        d["num_inference_steps"] = self.num_inference_steps
+        if self.guidance_scale is not None:
+            d["guidance_scale"] = self.guidance_scale
+        d["default_schedule"] = self.default
+        if self.metric:
+            d["metric"] = self.metric
+        if self.search:
+            d["search"] = self.search
+        return d
+
+    def entry(self, schedule: CacheSchedule) -> dict:
+        """The ``frontier.json`` entry of one schedule."""
+        speedup, ratio = schedule.mac_speedup, _mac_ratio(schedule)
+        e: dict[str, Any] = {
+            "name": schedule.name,
+            "file": f"{SCHEDULES_DIR}/{schedule.name}.json",
+            "mac_speedup": None if speedup is None else round(float(speedup), 4),
+            "mac_ratio": None if ratio is None else round(float(ratio), 6),
+            "fraction_computed": round(schedule.fraction_computed(), 6),
+            "quality": [{"metric": q["metric"], "value": q["value"]} for q in schedule.metrics.get("quality", [])],
+        }
+        latency = _latency(schedule)
+        if "ms_per_image" in latency:
+            e["latency_ms"] = latency["ms_per_image"]
+        if "speedup" in latency:
+            e["latency_speedup"] = latency["speedup"]
+        e["content_hash"] = schedule.content_hash
+        return e
+
+    def index_dict(self) -> dict:
+        """The ``frontier.json`` document: everything a listing needs."""
+        d: dict[str, Any] = {"ecad_frontier_version": INDEX_VERSION, "base_model": self.base_model}
+        if self.base_model_revision:
+            d["base_model_revision"] = self.base_model_revision
+        d["transformer_class"] = self.architecture.transformer_class
+        if self.family:
+            d["family"] = self.family
+        if self.resolutions:
+            d["resolutions"] = [{"height": h, "width": w} for h, w in self.resolutions]
+        d["num_inference_steps"] = self.num_inference_steps
+        if self.metric:
+            d["metric"] = self.metric
+        d["default_schedule"] = self.default
+        d["schedules"] = [self.entry(s) for s in self._schedules]
+        return d
+
+    def plot_points(self) -> tuple[list[tuple[float, float]], str, str]:
+        """``(points, xlabel, ylabel)`` for the frontier plot, one point per schedule.
+
+        x is the MAC speedup (else the sub-module evaluation speedup); y the quality metric
+        (else the percentage of sub-module evaluations computed).
+        """
+        with_macs = all(s.mac_speedup for s in self._schedules)
+        with_quality = self.metric is not None and all(self.quality(s) is not None for s in self._schedules)
+        points = []
+        for s in self._schedules:
+            x = s.mac_speedup if with_macs else 1.0 / s.fraction_computed()
+            y = self.quality(s) if with_quality else 100.0 * s.fraction_computed()
+            points.append((float(x), float(y)))
+        xlabel = "MAC speedup (x)" if with_macs else "sub-module evaluation speedup (x)"
+        ylabel = self.metric if with_quality else "sub-module evaluations computed (%)"
+        return points, xlabel, ylabel
+
+
+    def render(self, repo_id: str | None = None) -> dict[str, bytes]:
+        """Every file of the artifact as ``{path in repo: bytes}``; the same frontier gives the same bytes.
+
+        ``repo_id`` is written into the model card's usage snippet (a placeholder if ``None``).
+        """
+        from . import plotting
+        from .hub import model_card
+
+        files = {
+            CONFIG_FILE: dumps_json(self.config_dict()).encode(),
+            INDEX_FILE: dumps_json(self.index_dict()).encode(),
+        }
+        for s in self._schedules:
+            files[f"{SCHEDULES_DIR}/{s.name}.json"] = s.to_json().encode()
+        points, xlabel, ylabel = self.plot_points()
+        default_point = [points[self.names.index(self.default)]]
+        title = f"ECAD frontier: {self.base_model}"
+        files[PLOT_FILE] = _png(("frontier", tuple(points), tuple(default_point), xlabel, ylabel, title),
+                                lambda: plotting.frontier_figure({"ECAD schedules": points}, highlight=default_point,
+                                                                 xlabel=xlabel, ylabel=ylabel, title=title))
+        for s in self._schedules:
+            files[f"{HEATMAPS_DIR}/{s.name}.png"] = _png(("heatmap", s.name, s.content_hash, s.mac_speedup),
+                                                         lambda s=s: plotting.mask_heatmap_figure(s))
+        files[CARD_FILE] = str(model_card(self, repo_id)).encode()
+        return files
+
+    # --- saving -----------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, *, repo_id: str | None = None) -> Path:
+        """Write the whole artifact (config, index, schedules, model card, PNGs) to a folder.
+
+        The folder is built beside ``save_directory`` and moved into place, so it holds either
+        the old export or the complete new one. An existing export is replaced (files ecad-hub
+        does not manage are kept); a non-empty folder that is not an export is refused.
+        ``repo_id`` goes into the model card's usage snippet. Returns the folder.
+
+        Example::
+
+            >>> frontier.save_pretrained("pixart-ecad")
+            PosixPath('pixart-ecad')
+            >>> Frontier.load("pixart-ecad") == frontier
+            True
+        """
+        target = Path(save_directory)
+        files = self.render(repo_id=repo_id or self.repo_id)
+        write_folder(target, files)
+        return target
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        commit_message: str | None = None,
+    ):
+        """Publish the frontier to a Hub model repo in ONE commit; returns its ``CommitInfo``, or ``None``.
+
+        Creates the repo if needed (``private`` applies then), compares every file with what
+        the repo holds at ``revision`` (default ``main``), and commits only the changed files
+        plus deletions of stale ``schedules/`` and ``heatmaps/`` files, with the head it
+        compared against as parent. An unchanged frontier makes no commit and returns ``None``.
+        A failed commit changes nothing (raises :class:`~ecad_hub.errors.HubError`). A repo
+        holding something other than an ECAD frontier is refused.
+
+        Example::
+
+            >>> info = frontier.push_to_hub("user/pixart-ecad")
+            >>> info.commit_url
+            'https://huggingface.co/user/pixart-ecad/commit/...'
+            >>> frontier.push_to_hub("user/pixart-ecad") is None      # nothing changed
+            True
+        """
+        from .hub import push_frontier
+
+        return push_frontier(self, repo_id, private=private, token=token, revision=revision,
+                             create_pr=create_pr, commit_message=commit_message)
+
+    # --- display ----------------------------------------------------------------------------
+    def to_table(self) -> str:
+        """A text table: name, MAC speedup, quality, latency, computed fraction; ``*`` marks the default."""
+        rows = [["schedule", "MAC speedup", self.metric or "quality", "latency", "computed"]]
+        for s in self._schedules:
+            latency = _latency(s)
+            rows.append([
+                ("* " if s.name == self.default else "  ") + s.name,
+                _fmt(s.mac_speedup, ".2f") + ("x" if s.mac_speedup else ""),
+                _fmt(self.quality(s)),
+                f"{latency['ms_per_image']:.1f} ms" if "ms_per_image" in latency else "-",
+                f"{100 * s.fraction_computed():.1f}%",
+            ])
+        rows[0][0] = "  " + rows[0][0]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frontier):
+            return NotImplemented
+        return self.config_dict() == other.config_dict() and self._schedules == other._schedules
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        where = f", from {self.source}" if self.source else ""
+        return (f"Frontier({self.base_model}, {self.architecture.transformer_class}, {self.num_inference_steps} steps, "
+                f"{len(self)} schedules [{', '.join(self.names)}], default {self.default!r}{where})")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+_PNG_CACHE: "OrderedDict[tuple, bytes]" = OrderedDict()
+_PNG_CACHE_SIZE = 256
+
+
+def _png(key: tuple, make_figure) -> bytes:
+    """PNG bytes of ``make_figure()``, memoised on ``key`` (everything the figure depends on).
+
+    Rendering is the slow part of an export; a search re-exporting its frontier every
+    generation, or a save followed by a push, renders each figure once.
+    """
+    from .plotting import png_bytes
+
+    if key in _PNG_CACHE:
+        _PNG_CACHE.move_to_end(key)
+        return _PNG_CACHE[key]
+    data = png_bytes(make_figure())
+    _PNG_CACHE[key] = data
+    while len(_PNG_CACHE) > _PNG_CACHE_SIZE:
+        _PNG_CACHE.popitem(last=False)
+    return data
+
+
+def _assign_names(schedules: Sequence[CacheSchedule]) -> list[str]:
+    """``ecad-<speedup>x`` names for schedules in frontier order (see :meth:`Frontier.from_schedules`).
+
+    Two decimals; schedules whose two-decimal names collide get three; names still equal get
+    ``-2``, ``-3`` ... in order. A schedule without recorded MACs keeps its own name.
+    """
+    def stem(s: CacheSchedule, digits: int) -> str:
+        return f"ecad-{s.mac_speedup:.{digits}f}x" if s.mac_speedup else s.name
+
+    short = [stem(s, 2) for s in schedules]
+    stems = [stem(s, 3) if s.mac_speedup and short.count(short[i]) > 1 else short[i]
+             for i, s in enumerate(schedules)]
+    names: list[str] = []
+    for base in stems:
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base}-{k}"
+        names.append(name)
+    return names
+
+
+def _clean_search(search: Mapping | None) -> dict | None:
+    """Search provenance restricted to the keys ``ecad_config.json`` records (e.g. from search.json)."""
+    if not search:
+        return None
+    out: dict[str, Any] = {}
+    metric = search.get("metric")
+    if isinstance(metric, Mapping) and metric.get("name"):
+        out["metric"] = {k: v for k, v in metric.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    prompts = search.get("prompt_set")
+    if isinstance(prompts, Mapping) and prompts.get("name"):
+        out["prompt_set"] = {k: prompts[k] for k in _PROMPT_SET_KEYS if prompts.get(k) is not None}
+    for key in _SEARCH_KEYS:
+        if search.get(key) is not None:
+            out[key] = search[key]
+    return out or None
+
+
+def is_export(folder: Path) -> bool:
+    return (folder / CONFIG_FILE).is_file()
+
+
+def write_folder(target: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` as the folder ``target``, atomically (temp folder beside it, then a rename).
+
+    An existing ECAD export at ``target`` is replaced, keeping files ecad-hub does not manage;
+    any other non-empty folder is refused with :class:`FrontierError`.
+    """
+    target = Path(target)
+    if target.exists():
+        if not target.is_dir():
+            raise FrontierError(f"{target}: exists and is not a folder")
+        if any(target.iterdir()) and not is_export(target):
+            raise FrontierError(f"{target}: refusing to replace a non-empty folder that is not an ECAD export "
+                                f"(no {CONFIG_FILE}); choose an empty or new folder")
+    tmp = new_folder_beside(target)
+    try:
+        for rel, data in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        if target.is_dir():
+            for item in target.iterdir():
+                if item.name in _MANAGED_FILES or item.name in _MANAGED_DIRS:
+                    continue
+                if item.is_dir() and not item.is_symlink():
+                    shutil.copytree(item, tmp / item.name, symlinks=True)
+                else:
+                    shutil.copy2(item, tmp / item.name, follow_symlinks=False)
+        replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
