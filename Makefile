@@ -6,7 +6,13 @@ TORCH_SPEC ?= torch==2.13.0
 PY          = $(VENV)/bin/python
 PIP         = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup quickstart test clean
+# The optional image-reward metric gets its own environment: its torchvision (a CUDA build on PyPI)
+# must not sit beside the CPU torch of the main one, where transformers would import it.
+IR_VENV    ?= .venv-image-reward
+IR_PY       = $(IR_VENV)/bin/python
+IR_PIP      = $(IR_PY) -m pip --disable-pip-version-check -q
+
+.PHONY: setup quickstart test test-main test-image-reward clean
 
 setup: $(VENV)/.installed
 
@@ -20,8 +26,21 @@ $(VENV)/.installed: pyproject.toml Makefile
 quickstart: setup
 	$(VENV)/bin/ecad-hub quickstart
 
-test: setup
+test: test-main test-image-reward
+
+test-main: setup
 	$(PY) -m pytest
 
+test-image-reward: $(IR_VENV)/.installed
+	$(IR_PY) -m pytest tests/test_metric_image_reward.py
+
+$(IR_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(IR_VENV)
+	$(IR_PIP) install --upgrade pip
+	printf 'torch==2.13.0\ntorchvision==0.28.0\n' > $(IR_VENV)/torch-pair.txt
+	$(IR_PIP) install -c $(IR_VENV)/torch-pair.txt torch torchvision
+	$(IR_PIP) install -c $(IR_VENV)/torch-pair.txt -e ".[image-reward]" "pytest>=8"
+	touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(IR_VENV) build *.egg-info .pytest_cache
