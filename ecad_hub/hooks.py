@@ -12,20 +12,21 @@ or, scoped::
 How it works. Three small :class:`diffusers.hooks.ModelHook` classes are registered through
 :class:`diffusers.hooks.HookRegistry` (no copied block classes, no hand-patched ``forward``):
 
-* :class:`ECADComponentHook` on every scheduled sub-module (``attn1``, ``ff``, ...): at a step
-  whose bit is ``True`` (or when nothing is cached yet) it runs the sub-module and keeps the
-  output if the next step will reuse it; otherwise it returns the kept output.
-* :class:`ECADBlockHook` on every block: when every component of the block is reused at this
-  step, it assembles the block's output from the kept outputs with the few elementwise
-  operations the block still needs (the adapter's *fast path*: no norms, attention or
-  projections run). The hook on the first block also advances the step counter.
+* :class:`ECADComponentHook` on every sub-module the schedule reuses at some step
+  (``attn1``, ``ff``, ...): at a step whose bit is ``True`` (or when nothing is cached yet) it
+  runs the sub-module and keeps the output if the next step reuses it; otherwise it returns the
+  kept output. Sub-modules computed at every step get no hook at all, so the all-compute
+  schedule costs one hook call per forward.
+* :class:`ECADBlockHook` on the blocks of those sub-modules: when every component of the block
+  is reused at this step, it assembles the block's output from the kept outputs with the few
+  elementwise operations the block still needs (the adapter's *fast path*: no norms, attention
+  or projections run). The hook on the first block also advances the step counter.
 * Step state lives in a diffusers :class:`~diffusers.hooks.hooks.StateManager` (one state
   per cache context, so FLUX's true-CFG ``cond``/``uncond`` passes keep separate caches).
   The state is reset when the pipeline calls ``scheduler.set_timesteps`` (start of a call,
-  where the step count is checked), the step counter wraps after ``num_inference_steps``
-  forwards, and kept outputs are dropped after the last step's last block (diffusers also
-  resets stateful hooks at the end of a call for models with ``CacheMixin``), so cached
-  tensors live for one call.
+  where the step count is checked) and the step counter wraps after ``num_inference_steps``
+  forwards. The cache holds only the outputs the next step reuses, so it is empty after the
+  last step: cached tensors live for one call.
 
 No hook sits on the transformer itself, so ``enable_model_cpu_offload`` (which re-wraps the
 top-level ``forward`` after every call) cannot unhook it.
@@ -88,17 +89,19 @@ class _ECADStateManager(StateManager):
 
 
 class _Plan:
-    """Per-schedule lookup tables shared by all hooks of one application."""
+    """What the schedule asks of each sub-module, decided once per application.
+
+    Per group: ``compute[s, b, c]`` (run the sub-module; the effective mask, step 0 all true),
+    ``keep[s, b, c]`` (hold its output after step ``s`` because step ``s + 1`` reuses it: the
+    cache holds only what the next step needs, and is empty after the last step),
+    ``hooked[b, c]`` (the sub-module is reused at some step; others always run and need no
+    hook) and ``reused[s, b]`` (every sub-module of the block is reused: the fast path).
+    """
 
     def __init__(self, schedule: CacheSchedule):
-        self.schedule = schedule
         self.steps = schedule.num_inference_steps
-        self.group_index = {g.name: i for i, g in enumerate(schedule.architecture.groups)}
-        # compute[g][s, b, c]: run the sub-module; keep[g][s, b, c]: hold the output for step s+1
-        self.compute = []
-        self.keep = []
-        self.block_reused = []  # [s, b]: every present component reused (fast path possible)
-        self.counts = []  # executed sub-module forwards, for inspection and tests
+        self.step_forwards = [0] * self.steps  # transformer forwards seen per step (first block hook)
+        self.compute, self.keep, self.hooked, self.reused = [], [], [], []
         for g in schedule.architecture.groups:
             eff = schedule.effective_masks()[g.name]
             present = g.present()
@@ -106,8 +109,8 @@ class _Plan:
             keep[:-1] = ~eff[1:]
             self.compute.append(eff)
             self.keep.append(keep & present[None])
-            self.block_reused.append(~(eff & present[None]).any(axis=2))
-            self.counts.append(np.zeros(eff.shape, dtype=np.int64))
+            self.hooked.append(present & (~eff).any(axis=0))
+            self.reused.append(~(eff & present[None]).any(axis=2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,25 +122,26 @@ class ECADComponentHook(ModelHook):
 
     _is_stateful = True
 
-    def __init__(self, state_manager: _ECADStateManager, plan: _Plan, group: int, block: int, component: int):
+    def __init__(self, state_manager: _ECADStateManager, key: tuple[int, int, int], compute, keep):
         super().__init__()
         self.state_manager = state_manager
-        self.plan = plan
-        self.key = (group, block, component)
+        self.key = key
+        self.compute = tuple(bool(x) for x in compute)  # per step (plain tuples: cheap to index)
+        self.keep = tuple(bool(x) for x in keep)
+        self.counts = [0] * len(self.compute)  # executed forwards per step, for inspection
 
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
         state = self.state_manager.get_state()
-        g, b, c = self.key
-        s = state.step
-        if self.plan.compute[g][s, b, c] or self.key not in state.cache:
+        s, cache, key = state.step, state.cache, self.key
+        if self.compute[s] or key not in cache:
             output = self.fn_ref.original_forward(*args, **kwargs)
-            self.plan.counts[g][s, b, c] += 1
-            if self.plan.keep[g][s, b, c]:
-                state.cache[self.key] = output
+            self.counts[s] += 1
+            if self.keep[s]:
+                cache[key] = output
             else:
-                state.cache.pop(self.key, None)
+                cache.pop(key, None)
             return output
-        return state.cache[self.key]
+        return cache[key] if self.keep[s] else cache.pop(key)
 
     def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
         self.state_manager.reset()
@@ -145,21 +149,19 @@ class ECADComponentHook(ModelHook):
 
 
 class ECADBlockHook(ModelHook):
-    """Advance the step (first block) and skip fully reused blocks (fast path)."""
+    """Advance the step (first block), assemble fully reused blocks (fast path), guard chunking."""
 
     _is_stateful = True
 
-    def __init__(self, state_manager: _ECADStateManager, plan: _Plan, group: int, block: int,
-                 component_names: tuple[str, ...], fast_path, *, first: bool, last: bool, handle: "ScheduleHandle"):
+    def __init__(self, state_manager: _ECADStateManager, plan: _Plan, components, fast_path, reused,
+                 *, first: bool, handle: "ScheduleHandle"):
         super().__init__()
         self.state_manager = state_manager
         self.plan = plan
-        self.group = group
-        self.block = block
-        self.component_names = component_names
+        self.components = components  # [(name, cache key, keep per step)] of the block's sub-modules
         self.fast_path = fast_path
+        self.reused = tuple(bool(x) for x in reused)  # per step: every sub-module reused
         self.first = first
-        self.last = last
         self._handle_ref = weakref.ref(handle)
         self.fast_calls = 0
 
@@ -168,6 +170,7 @@ class ECADBlockHook(ModelHook):
         if self.first:
             state.step = state.forward_index % self.plan.steps
             state.forward_index += 1
+            self.plan.step_forwards[state.step] += 1
             if state.step == 0:  # a new denoising loop
                 state.cache.clear()
                 handle = self._handle_ref()
@@ -176,21 +179,17 @@ class ECADBlockHook(ModelHook):
         if getattr(module, "_chunk_size", None) is not None:
             _disable_chunking(module)
         s = state.step
-        output = None
-        if self.fast_path is not None and self.plan.block_reused[self.group][s, self.block]:
-            cached = {}
-            for c, name in enumerate(self.component_names):
-                key = (self.group, self.block, c)
-                if key in state.cache:
-                    cached[name] = state.cache[key]
+        if self.fast_path is not None and self.reused[s]:
+            cache = state.cache
+            cached = {name: cache[key] for name, key, _ in self.components if key in cache}
             output = self.fast_path(module, cached, args, kwargs)
             if output is not None:
                 self.fast_calls += 1
-        if output is None:
-            output = self.fn_ref.original_forward(*args, **kwargs)
-        if self.last and s == self.plan.steps - 1:
-            state.cache.clear()  # end of the denoising loop: free what was kept
-        return output
+                for _, key, keep in self.components:
+                    if not keep[s]:
+                        cache.pop(key, None)
+                return output
+        return self.fn_ref.original_forward(*args, **kwargs)
 
     def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
         self.state_manager.reset()
@@ -223,33 +222,43 @@ class ScheduleHandle:
         self._state_manager = _ECADStateManager(ECADState)
         self._hooked: list[tuple[torch.nn.Module, str]] = []
         self._block_hooks: list[ECADBlockHook] = []
+        self._component_hooks: dict[tuple[int, int, int], ECADComponentHook] = {}
         self._chunk_sizes: list[tuple[torch.nn.Module, Any]] = []
         self._watched_scheduler = None
         self.active = False
 
     # --- lifecycle --------------------------------------------------------------------------
     def _install(self, fast_path: bool) -> None:
+        """Hook the sub-modules the schedule reuses somewhere, and their blocks (plus the first block,
+        which counts steps). Sub-modules computed at every step run untouched."""
         adapter = adapter_for(self.transformer)
-        groups = self.schedule.architecture.groups
-        for gi, group in enumerate(groups):
+        plan = self._plan
+        for gi, group in enumerate(self.schedule.architecture.groups):
             blocks = getattr(self.transformer, group.name)
             present = group.present()
             for bi, block in enumerate(blocks):
+                hooked = plan.hooked[gi][bi]
+                first = gi == 0 and bi == 0
+                if not (first or hooked.any()):
+                    continue
                 if getattr(block, "_chunk_size", None) is not None:
                     self._chunk_sizes.append((block, block._chunk_size))
                     _disable_chunking(block)
+                components = []
                 for ci, comp in enumerate(group.components):
                     if not present[bi, ci]:
                         continue
-                    module = getattr(block, comp)
-                    hook = ECADComponentHook(self._state_manager, self._plan, gi, bi, ci)
-                    HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
-                    self._hooked.append((module, _COMPONENT_HOOK))
-                fast = adapter.fast_path(block) if fast_path else None
-                hook = ECADBlockHook(
-                    self._state_manager, self._plan, gi, bi, group.components, fast,
-                    first=(gi == 0 and bi == 0), last=(gi == len(groups) - 1 and bi == len(blocks) - 1), handle=self,
-                )
+                    key = (gi, bi, ci)
+                    components.append((comp, key, tuple(bool(x) for x in plan.keep[gi][:, bi, ci])))
+                    if hooked[ci]:
+                        hook = ECADComponentHook(self._state_manager, key, plan.compute[gi][:, bi, ci], plan.keep[gi][:, bi, ci])
+                        module = getattr(block, comp)
+                        HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
+                        self._hooked.append((module, _COMPONENT_HOOK))
+                        self._component_hooks[key] = hook
+                reused = plan.reused[gi][:, bi]
+                fast = adapter.fast_path(block) if fast_path and reused.any() else None
+                hook = ECADBlockHook(self._state_manager, plan, components, fast, reused, first=first, handle=self)
                 HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _BLOCK_HOOK)
                 self._hooked.append((block, _BLOCK_HOOK))
                 self._block_hooks.append(hook)
@@ -272,6 +281,7 @@ class ScheduleHandle:
                 registry.remove_hook(name, recurse=False)
         self._hooked.clear()
         self._block_hooks.clear()
+        self._component_hooks.clear()
         _invalidate_registry_caches(self.transformer)
         for block, size in self._chunk_sizes:
             block._chunk_size = size
@@ -308,8 +318,23 @@ class ScheduleHandle:
         return self._pipeline_ref() if self._pipeline_ref is not None else None
 
     def computed_counts(self) -> dict[str, np.ndarray]:
-        """How many times each sub-module actually ran, per (step, block, component), since applied."""
-        return {g.name: self._plan.counts[i].copy() for i, g in enumerate(self.schedule.architecture.groups)}
+        """How many times each sub-module actually ran, per (step, block, component), since applied.
+
+        Sub-modules the schedule never reuses carry no hook; they ran once per transformer forward.
+        """
+        out = {}
+        for gi, g in enumerate(self.schedule.architecture.groups):
+            counts = np.zeros((self.schedule.num_inference_steps, g.num_blocks, len(g.components)), dtype=np.int64)
+            present = g.present()
+            for bi in range(g.num_blocks):
+                for ci in range(len(g.components)):
+                    hook = self._component_hooks.get((gi, bi, ci))
+                    if hook is not None:
+                        counts[:, bi, ci] = hook.counts
+                    elif present[bi, ci]:
+                        counts[:, bi, ci] = self._plan.step_forwards
+            out[g.name] = counts
+        return out
 
     def fast_path_calls(self) -> int:
         """How many block forwards were replaced by the fast path since applied."""

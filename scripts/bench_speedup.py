@@ -71,6 +71,41 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def current_rss_mb() -> float:
+    """Resident set size of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
+def memory_check(pipe, schedule, run_pipeline, calls: int, device: str) -> dict:
+    """RSS (and CUDA peak) after each of ``calls`` pipeline calls with ``schedule`` applied."""
+    import gc
+
+    rss, cuda = [], []
+    handle = apply_schedule(pipe, schedule) if schedule is not None else None
+    try:
+        for _ in range(calls):
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            run_pipeline()
+            gc.collect()
+            rss.append(round(current_rss_mb(), 1))
+            if device.startswith("cuda"):
+                cuda.append(round(torch.cuda.max_memory_allocated() / 1e9, 3))
+            if handle is not None:
+                assert handle.cached_tensors() == 0, "cached tensors outlived the pipeline call"
+    finally:
+        if handle is not None:
+            handle.remove()
+    out = {"rss_mb": rss, "rss_growth_mb": round(rss[-1] - rss[0], 1)}
+    if cuda:
+        out["cuda_peak_gb"] = cuda
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--transformer-config", required=True)
@@ -84,6 +119,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=1, help="images per prompt; the transformer sees 2x (CFG)")
     ap.add_argument("--mode", choices=["loop", "pipeline", "both"], default="both")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--memory-calls", type=int, default=10,
+                    help="pipeline calls with the last schedule for the memory check (0: skip)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
     if args.threads:
@@ -155,8 +192,11 @@ def main(argv=None) -> int:
             for mode in modes:
                 t = timed(name, schedule, mode, record=True)
                 print(f"run {r + 1}/{args.runs} {name:<28} {mode:<8} {t:8.3f}s", flush=True)
-    if args.device.startswith("cuda"):
-        rss_peak["cuda_max_allocated_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    if args.memory_calls:
+        rss_peak["memory"] = memory_check(pipe, variants[-1][1], run_pipeline, args.memory_calls, args.device)
+        m = rss_peak["memory"]
+        print(f"memory over {args.memory_calls} pipeline calls with {variants[-1][0]}: RSS MB after each call "
+              f"{m['rss_mb']}" + (f", CUDA peak GB per call {m['cuda_peak_gb']}" if m.get("cuda_peak_gb") else ""))
 
     rows = []
     for name, schedule in variants:

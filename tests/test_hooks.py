@@ -229,6 +229,25 @@ def test_remove_restores_bit_identical_outputs(transformer, kind):
         assert registry is None or not registry.hooks
 
 
+def test_only_reused_submodules_are_hooked(transformer, kind):
+    arch = architecture_of(transformer)
+
+    def hooked_modules():
+        return sum(1 for m in transformer.modules() if getattr(m, "_diffusers_hook", None) is not None
+                   and m._diffusers_hook.hooks)
+
+    with apply_schedule(transformer, CacheSchedule.all_compute(arch, STEPS)):
+        assert hooked_modules() == 1  # the first block, which counts steps
+    g = arch.groups[0]
+    masks = {x.name: np.ones((STEPS, x.num_blocks, len(x.components)), bool) for x in arch.groups}
+    masks[g.name][2, 1, 0] = False  # one reuse: that sub-module, its block, and the first block
+    with apply_schedule(transformer, CacheSchedule("one", STEPS, arch, masks)) as handle:
+        assert hooked_modules() == 3
+        run_steps(transformer, kind)
+        assert handle.computed_counts()[g.name][:, 1, 0].tolist() == [1, 1, 0, 1, 1, 1]
+        assert handle.cached_tensors() == 0
+
+
 def test_transformer_only_counter_wraps(transformer, kind):
     schedule = random_schedule(architecture_of(transformer), STEPS, 8)
     with apply_schedule(transformer, schedule):
