@@ -175,6 +175,7 @@ def profile_macs(
     *,
     vae_scale_factor: int = 8,
     attention_scores: bool = False,
+    exhaustive: bool = False,
 ) -> MacProfile:
     """Count the MACs of every scheduled sub-module of a transformer, on the ``meta`` device.
 
@@ -187,6 +188,8 @@ def profile_macs(
         text_len: text tokens (``None``: 120 for PixArt, 512 for FLUX, 333 for SD3).
         vae_scale_factor: pixels per latent (8 for the SD/PixArt/FLUX VAEs).
         attention_scores: also count the attention score/value products (ECAD's figures do not).
+        exhaustive: run every block instead of one per distinct block structure (same result,
+            slower; for checking).
 
     Example::
 
@@ -205,6 +208,24 @@ def profile_macs(
     lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
     inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta")
 
+    # Blocks of identical structure cost the same (the residual stream has one shape through a
+    # group), so unless `exhaustive`, one block per distinct structure is run and its counts
+    # stand for its twins: FLUX.1-dev runs 2 of its 57 blocks.
+    stands_for = {}
+    if not exhaustive:
+        for g in arch.groups:
+            blocks = getattr(model, g.name)
+            keep, index_of = [], {}
+            for i, block in enumerate(blocks):
+                sig = _block_signature(block)
+                if sig not in index_of:
+                    index_of[sig] = len(keep)
+                    keep.append(i)
+                stands_for[(g.name, i)] = index_of[sig]
+            setattr(model, g.name, torch.nn.ModuleList([blocks[i] for i in keep]))
+    else:
+        stands_for = {(g.name, i): i for g in arch.groups for i in range(g.num_blocks)}
+
     counter = FlopCounterMode(display=False, depth=None)
     with torch.no_grad(), counter:
         model(**inputs, return_dict=False)
@@ -218,36 +239,57 @@ def profile_macs(
         total = sum(ops.values())
         return (total - attn) // 2, attn // 2
 
-    total_all, total_attn = macs_of_global(counts)
+    def counted(name: str) -> int:
+        macs, attn = macs_of(name)
+        return macs + attn if attention_scores else macs
+
+    # Everything outside the block lists, from the forward that ran (blocks run once each).
+    outside = counted_global(counts, attention_scores)
+    for g in arch.groups:
+        outside -= sum(counted(f"{g.name}.{i}") for i in set(stands_for[(g.name, b)] for b in range(g.num_blocks)))
     component, attention = {}, {}
-    blocks_total = 0
+    inside_not_scheduled = 0  # e.g. the adaLN modulation projections inside FLUX blocks
     for g in arch.groups:
         comp = np.zeros((g.num_blocks, len(g.components)), dtype=np.int64)
         att = np.zeros_like(comp)
         for b in range(g.num_blocks):
+            run = stands_for[(g.name, b)]
             for c, name in enumerate(g.components):
-                comp[b, c], att[b, c] = macs_of(f"{g.name}.{b}.{name}")
-            blk, blk_att = macs_of(f"{g.name}.{b}")
-            blocks_total += blk + (blk_att if attention_scores else 0)
+                comp[b, c], att[b, c] = macs_of(f"{g.name}.{run}.{name}")
+            inside_not_scheduled += counted(f"{g.name}.{run}") - int((comp[b] + (att[b] if attention_scores else 0)).sum())
         component[g.name] = comp + att if attention_scores else comp
         attention[g.name] = att
-    counted_total = total_all + (total_attn if attention_scores else 0)
-    scheduled = sum(int(a.sum()) for a in component.values())
     return MacProfile(
         architecture=arch,
         component_macs=component,
-        always_macs=counted_total - scheduled,
-        outside_blocks_macs=counted_total - blocks_total,
+        always_macs=outside + inside_not_scheduled,
+        outside_blocks_macs=outside,
         attention_product_macs=attention,
         height=height, width=width, batch_size=batch_size, text_len=text_len,
         attention_scores=attention_scores,
     )
 
 
-def macs_of_global(counts) -> tuple[int, int]:
+def _block_signature(block) -> tuple:
+    """What determines a block's MACs besides its input shapes: its module tree, parameter
+    shapes, attention processors and the plain settings stored on each sub-module."""
+    sig = []
+    for name, module in block.named_modules():
+        settings = tuple(sorted(
+            (k, v) for k, v in vars(module).items()
+            if isinstance(v, (bool, int, float, str, type(None))) and (not k.startswith("_") or k == "_chunk_size")
+        ))
+        params = tuple((n, tuple(p.shape)) for n, p in module.named_parameters(recurse=False))
+        processor = type(getattr(module, "processor", None)).__name__
+        sig.append((name, type(module).__name__, params, processor, settings))
+    return tuple(sig)
+
+
+def counted_global(counts, attention_scores: bool) -> int:
+    """MACs of the whole forward that ran (attention products only if ``attention_scores``)."""
     ops = counts.get("Global", {})
     attn = sum(v for op, v in ops.items() if str(op).startswith(_ATTENTION_PRODUCT_OPS))
-    return (sum(ops.values()) - attn) // 2, attn // 2
+    return (sum(ops.values()) - (0 if attention_scores else attn)) // 2
 
 
 def load_profile(path) -> MacProfile:

@@ -121,3 +121,17 @@ def test_annotate_fills_metrics(pixart_profile):
     assert macs["total"] == FULL_STEP + 19 * ALL_REUSED_STEP
     assert macs["all_compute_total"] == 20 * FULL_STEP
     assert s.mac_speedup == pytest.approx(20 * FULL_STEP / macs["total"], rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["pixart", "flux", "sd3"])
+@pytest.mark.parametrize("attention_scores", [False, True])
+def test_one_block_per_structure_gives_the_exhaustive_profile(kind, attention_scores):
+    """Blocks of identical structure are profiled once; the result equals running every block."""
+    from tiny_models import tiny_transformer
+
+    extra = {"num_single_layers": 4} if kind == "flux" else {}
+    model = tiny_transformer(kind, num_layers=4, **extra)
+    fast = profile_macs(model, 64, 64, text_len=16, attention_scores=attention_scores)
+    full = profile_macs(model, 64, 64, text_len=16, attention_scores=attention_scores, exhaustive=True)
+    assert fast.to_dict() == full.to_dict()
+    assert fast.always_macs > 0 and all(a.sum() > 0 for a in fast.component_macs.values())
