@@ -1,0 +1,203 @@
+"""Evaluating one schedule: generate the calibration images with it applied, score them.
+
+:class:`Evaluator` holds a loaded pipeline, the calibration prompts' embeddings (computed once,
+with ``pipe.encode_prompt``, and passed as ``prompt_embeds`` to every call), the fixed image
+seeds and the quality metric. The same class runs in-process and inside Ray actors, so both
+give identical values for identical settings (fixed generators, dtype and thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import SearchError
+from ..schedule import CacheSchedule
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with ``torch.set_num_threads(n)`` and restore the previous count after."""
+    import torch
+
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def is_all_compute(schedule: CacheSchedule) -> bool:
+    """Whether ``schedule`` computes everything (step 0 and absent bits do not count)."""
+    return all(bool(m.all()) for m in schedule.effective_masks().values())
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class Evaluator:
+    """Generates a schedule's calibration images and scores them with a metric.
+
+    Args:
+        pipe: a loaded diffusers pipeline (PixArt-alpha/Sigma, FLUX or SD3 family).
+        family: ``"pixart"``, ``"flux"`` or ``"sd3"`` (see :class:`~ecad_hub.search.model.ModelInfo`).
+        settings: ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``, ``max_sequence_length``.
+        prompts: the calibration prompts.
+        images_per_prompt: images per prompt; image ``k`` (prompt-major) uses seed ``image_seed + k``.
+        metric: a :class:`~ecad_hub.metrics.QualityMetric`.
+        batch_size: images per pipeline call (``None``: all at once).
+        latency_runs: how many timed generations :meth:`evaluate` does when ``measure_latency``.
+    """
+
+    def __init__(self, pipe, family: str, settings: dict, prompts: Sequence[str], *, images_per_prompt: int = 1,
+                 image_seed: int = 0, metric=None, batch_size: int | None = None, latency_runs: int = 1):
+        self.pipe = pipe
+        self.family = family
+        self.settings = dict(settings)
+        self.prompts = list(prompts)
+        self.images_per_prompt = int(images_per_prompt)
+        self.prompt_index = [i for i in range(len(self.prompts)) for _ in range(self.images_per_prompt)]
+        self.image_prompts = [self.prompts[i] for i in self.prompt_index]
+        self.seeds = [int(image_seed) + k for k in range(len(self.prompt_index))]
+        self.metric = metric
+        self.batch_size = int(batch_size) if batch_size else len(self.seeds)
+        self.latency_runs = max(1, int(latency_runs))
+        self.reference = None  # all-compute images, float32 [N, 3, H, W] (fidelity-style metrics)
+        self.device = getattr(pipe, "_execution_device", None) or pipe.device
+        self._embeds = self._encode()
+
+    @property
+    def num_images(self) -> int:
+        return len(self.seeds)
+
+    # --- prompt embeddings (once) -----------------------------------------------------------
+    def _encode(self) -> dict:
+        import torch
+
+        pipe, s = self.pipe, self.settings
+        cfg = self.family != "flux" and s["guidance_scale"] > 1.0
+        with torch.no_grad():
+            if self.family == "pixart":
+                pe, pm, ne, nm = pipe.encode_prompt(
+                    self.prompts, do_classifier_free_guidance=cfg, negative_prompt="", num_images_per_prompt=1,
+                    device=self.device, clean_caption=False, max_sequence_length=s["max_sequence_length"])
+                out = {"prompt_embeds": pe, "prompt_attention_mask": pm}
+                if cfg:
+                    out.update(negative_prompt_embeds=ne, negative_prompt_attention_mask=nm)
+            elif self.family == "flux":
+                pe, pooled, _ = pipe.encode_prompt(prompt=self.prompts, prompt_2=None, device=self.device,
+                                                   num_images_per_prompt=1, max_sequence_length=s["max_sequence_length"])
+                out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled}
+            elif self.family == "sd3":
+                pe, ne, pooled, npooled = pipe.encode_prompt(
+                    prompt=self.prompts, prompt_2=None, prompt_3=None, device=self.device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=cfg, negative_prompt="", max_sequence_length=s["max_sequence_length"])
+                out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled}
+                if cfg:
+                    out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=npooled)
+            else:  # pragma: no cover - adapters only exist for these families
+                raise SearchError(f"no prompt encoding for model family {self.family!r}")
+        return {k: v.detach() for k, v in out.items() if v is not None}
+
+    def _call_kwargs(self, start: int, stop: int) -> dict:
+        import torch
+
+        idx = torch.tensor(self.prompt_index[start:stop], device=self.device)
+        kw = {k: v.index_select(0, idx.to(v.device)) for k, v in self._embeds.items()}
+        s = self.settings
+        kw.update(height=s["height"], width=s["width"], num_inference_steps=s["num_inference_steps"],
+                  guidance_scale=s["guidance_scale"], output_type="pt")
+        if self.family == "pixart":
+            kw.update(negative_prompt=None, use_resolution_binning=False, max_sequence_length=s["max_sequence_length"])
+        return kw
+
+    # --- generation -------------------------------------------------------------------------
+    def generate(self, schedule: CacheSchedule | None = None, progress: Callable[[int], Any] | None = None):
+        """The calibration images (float32 CPU ``[N, 3, H, W]`` in [0, 1]) with ``schedule`` applied
+        (``None``: no schedule, the all-compute images)."""
+        import torch
+
+        from ..hooks import apply_schedule
+
+        out = []
+        ctx = apply_schedule(self.pipe, schedule) if schedule is not None else contextlib.nullcontext()
+        with ctx, torch.no_grad():
+            for start in range(0, self.num_images, self.batch_size):
+                stop = min(start + self.batch_size, self.num_images)
+                gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in self.seeds[start:stop]]
+                res = self.pipe(generator=gens, **self._call_kwargs(start, stop))
+                out.append(res.images.detach().float().cpu())
+                if progress is not None:
+                    progress(stop - start)
+        return torch.cat(out)
+
+    def _sync(self) -> None:
+        import torch
+
+        if str(self.device).startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def timed_generate(self, schedule: CacheSchedule | None, progress=None, runs: int = 1):
+        """(images, milliseconds per image: the fastest of ``runs`` timed generations)."""
+        best = math.inf
+        images = None
+        for r in range(max(1, runs)):
+            self._sync()
+            t0 = time.perf_counter()
+            images = self.generate(schedule, progress=progress if r == 0 else None)
+            self._sync()
+            best = min(best, (time.perf_counter() - t0) * 1000.0 / self.num_images)
+        return images, best
+
+    def make_reference(self, progress=None):
+        """Generate (and keep) the all-compute images; returns them with ms per image."""
+        images, ms = self.timed_generate(None, progress=progress)
+        self.reference = images
+        return images, ms
+
+    def set_reference(self, images) -> None:
+        import torch
+
+        self.reference = torch.as_tensor(images).float()
+
+    # --- scoring ----------------------------------------------------------------------------
+    def score(self, images) -> float:
+        """Mean metric score of the calibration images (the quality of a schedule)."""
+        needs_ref = bool(getattr(self.metric, "needs_reference", False))
+        if needs_ref and self.reference is None:
+            raise SearchError(f"metric {self.metric.name!r} needs the all-compute reference images; none were generated")
+        try:
+            scores = self.metric.score(images, self.image_prompts, reference_images=self.reference if needs_ref else None)
+        except SearchError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a metric's failure is reported in one line
+            raise SearchError(f"metric {self.metric.name!r} failed: {type(err).__name__}: {_first_line(err)}") from err
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        if scores.size != self.num_images:
+            raise SearchError(f"metric {self.metric.name!r} returned {scores.size} scores for {self.num_images} images")
+        value = float(scores.mean())
+        if not math.isfinite(value):
+            raise SearchError(f"metric {self.metric.name!r} returned a non-finite score ({value})")
+        return value
+
+    def evaluate(self, schedule: CacheSchedule, *, measure_latency: bool = False, progress=None) -> dict:
+        """``{"quality": mean score}`` (+ ``"latency_ms_per_image"`` when ``measure_latency``)."""
+        if not measure_latency and self.reference is not None and is_all_compute(schedule):
+            images = self.reference  # all-compute: exactly the reference images
+            if progress is not None:
+                progress(self.num_images)
+            return {"quality": self.score(images)}
+        if measure_latency:
+            images, ms = self.timed_generate(schedule, progress=progress, runs=self.latency_runs)
+            return {"quality": self.score(images), "latency_ms_per_image": ms}
+        return {"quality": self.score(self.generate(schedule, progress=progress))}

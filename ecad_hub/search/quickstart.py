@@ -1,0 +1,241 @@
+"""``ecad-hub quickstart``: the whole workflow on the embedded digits model, offline, on a CPU.
+
+1. load the embedded pipeline (32x32 digits, PixArt architecture, packaged weights);
+2. a short NSGA-II search (embedded reward model as the quality metric);
+3. export the front as a Hub-ready folder (``Frontier.save_pretrained``) and load it back with
+   ``ECADPipeline.from_pretrained``;
+4. generate an image with the fastest schedule and with none, a comparison grid (rows:
+   all-compute and each frontier schedule; columns: prompts), and a table of MAC speedups,
+   measured wall-clock speedups and quality.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SearchError
+from .config import EMBEDDED, SearchConfig
+
+DEFAULT_POPULATION = 16
+DEFAULT_GENERATIONS = 5
+#: Calibration prompts of the quickstart search (the embedded calibration set's first N).
+QUICKSTART_PROMPTS = 4
+#: Prompts (columns) of the comparison grid: held-out prompts, not the calibration ones.
+GRID_PROMPTS = 6
+GRID_PROMPT_SEED = 2024
+#: At most this many frontier schedules become grid rows (spread along the front).
+GRID_MAX_SCHEDULES = 7
+UPSCALE = 4
+
+
+def _pick_spread(schedules: list, k: int) -> list:
+    """``k`` schedules spread along the front, always including the fastest."""
+    if len(schedules) <= k:
+        return list(schedules)
+    idx = sorted({round(i * (len(schedules) - 1) / (k - 1)) for i in range(k)})
+    return [schedules[i] for i in idx]
+
+
+def _to_uint8(images):
+    import numpy as np
+
+    arr = images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    return (arr * 255 + 0.5).astype(np.uint8)
+
+
+def _save_png(image_hwc, path: Path, upscale: int = UPSCALE) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(image_hwc)
+    if upscale > 1:
+        img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+    img.save(path)
+
+
+def _grid_png(rows: list[tuple[str, object]], prompts: list[str], path: Path) -> None:
+    """rows: (label, uint8 images [n_cols, H, W, 3])."""
+    from ..plotting import _figure, _style, save_png_deterministic
+
+    n_rows, n_cols = len(rows), len(prompts)
+    with _style():
+        fig = _figure(1.3 * n_cols + 1.3, 1.3 * n_rows + 0.9)
+        left = 1.2 / (1.3 * n_cols + 1.3)
+        top = 1 - 0.75 / (1.3 * n_rows + 0.9)
+        fig.subplots_adjust(left=left, right=0.99, bottom=0.01, top=top, wspace=0.04, hspace=0.06)
+        axes = fig.subplots(n_rows, n_cols, squeeze=False)
+        for r, (label, images) in enumerate(rows):
+            for c in range(n_cols):
+                ax = axes[r][c]
+                ax.imshow(images[c], interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    words = prompts[c].split()
+                    half = math.ceil(len(words) / 2)
+                    ax.set_title(" ".join(words[:half]) + "\n" + " ".join(words[half:]), fontsize=6)
+                if c == 0:
+                    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+        save_png_deterministic(fig, path)
+
+
+def _time_call(fn: Callable, repeats: int = 2) -> tuple[object, float]:
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def _export_frontier(run_dir: Path, folder: Path):
+    """The search's front as a Hub-ready folder (``Frontier.save_pretrained``)."""
+    from ..frontier import Frontier
+
+    frontier = Frontier.load(run_dir)
+    frontier.save_pretrained(folder)
+    return frontier
+
+
+def _load_back(folder: Path, base_model: str, dtype):
+    """``ECADPipeline.from_pretrained(folder)`` on the locally stored base model."""
+    from ..pipeline import ECADPipeline
+    from .model import resolve_source
+
+    source, _ = resolve_source(base_model)
+    with warnings.catch_warnings():
+        # the frontier names the base model "embedded"; we point at its packaged folder
+        warnings.simplefilter("ignore")
+        pipe = ECADPipeline.from_pretrained(folder, base_model=source, torch_dtype=dtype, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = None, population: int | None = None,
+               seed: int = 0, metric: str | None = None, num_threads: int | None = None,
+               base_model: str = EMBEDDED, prompts: str | None = None, num_prompts: int | None = None,
+               num_inference_steps: int | None = None, grid_prompts: list[str] | None = None,
+               max_sequence_length: int | None = None, echo: Callable[[str], None] = print) -> dict:
+    """Run the quickstart; returns the paths written and the table rows. See the module docstring."""
+    import torch
+
+    from .evaluate import torch_threads
+    from .model import load_pipeline, model_info
+    from .runner import run_search
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = num_threads or 1
+    run_dir = out / "search"
+    if (run_dir / "search.json").is_file():
+        shutil.rmtree(run_dir)  # a previous quickstart's run: start over
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise SearchError(f"{run_dir} exists and is not a search run; remove it or pick another --out")
+
+    with torch_threads(threads):
+        info = model_info(base_model)
+        echo(f"[1/4] loading the {'embedded digits' if base_model == EMBEDDED else base_model} model "
+             f"({info.pipeline_class}, {info.architecture.describe()})")
+        pipe = load_pipeline(base_model, dtype="float32", device="cpu")
+
+        if metric is None:
+            metric = "embedded-reward" if base_model == EMBEDDED else "fidelity"
+            if metric == "embedded-reward":
+                from ..embedded import REWARD_PATH
+
+                if not (Path(REWARD_PATH) / "model.safetensors").is_file():
+                    metric = "fidelity"  # no reward weights: the metric that needs none
+        cfg = SearchConfig(
+            base_model=base_model, metric=metric, population=population or DEFAULT_POPULATION,
+            generations=generations or DEFAULT_GENERATIONS, seed=seed, num_threads=threads, prompts=prompts,
+            num_prompts=num_prompts or (QUICKSTART_PROMPTS if prompts is None else None),
+            num_inference_steps=num_inference_steps, max_sequence_length=max_sequence_length,
+        )
+        echo(f"[2/4] searching: population {cfg.population}, {cfg.generations} generations, metric {metric} "
+             f"-> {run_dir}")
+        result = run_search(cfg, run_dir, pipe=pipe, progress=True, log=lambda s: echo("      " + s))
+
+        echo(f"[3/4] exporting the frontier ({len(result.front)} schedules) and loading it back with ECADPipeline")
+        frontier_dir = out / "frontier"
+        frontier = _export_frontier(run_dir, frontier_dir)
+        ecad = _load_back(frontier_dir, base_model, torch.float32)
+
+        echo("[4/4] generating and timing images with and without caching")
+        search_doc = json.loads((run_dir / "search.json").read_text())
+        settings = {k: search_doc[k] for k in ("height", "width", "num_inference_steps", "guidance_scale",
+                                               "max_sequence_length")}
+        if grid_prompts is None:
+            if base_model == EMBEDDED:
+                from ..embedded import default_prompts
+
+                grid_prompts = default_prompts(GRID_PROMPTS, seed=GRID_PROMPT_SEED)
+            else:
+                from .prompts import GENERIC_PROMPTS
+
+                grid_prompts = list(GENERIC_PROMPTS[:GRID_PROMPTS])
+        call = dict(height=settings["height"], width=settings["width"],
+                    num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+                    output_type="pt")
+        if info.family == "pixart":
+            call.update(use_resolution_binning=False, clean_caption=False,
+                        max_sequence_length=settings["max_sequence_length"])
+
+        def generate(prompts):
+            gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
+            with torch.no_grad():
+                return ecad(prompt=list(prompts), generator=gens, **call).images
+
+        schedules = frontier.schedules  # most to least compute
+        fastest = schedules[-1]
+        ecad.set_schedule(fastest.name)
+        fast_img = generate(grid_prompts[:1])
+        ecad.disable_cache()
+        full_img = generate(grid_prompts[:1])
+        _save_png(_to_uint8(fast_img)[0], out / f"fastest-{fastest.name}.png")
+        _save_png(_to_uint8(full_img)[0], out / "all-compute.png")
+
+        generate(grid_prompts)  # warm-up
+        full_grid, t_full = _time_call(lambda: generate(grid_prompts))
+        rows = [("all-compute\n1.00x MACs", _to_uint8(full_grid))]
+        recorded = schedules[0].metrics.get("quality") or [{}]
+        table = [("all-compute", 1.0, 1.0, recorded[0].get("all_compute_value"))]
+        shown = {s.name for s in _pick_spread(schedules, GRID_MAX_SCHEDULES)}
+        ecad.enable_cache()
+        for s in schedules:
+            ecad.set_schedule(s.name)
+            imgs, t = _time_call(lambda: generate(grid_prompts))
+            table.append((s.name, s.mac_speedup or 1.0, t_full / t, frontier.quality(s)))
+            if s.name in shown:
+                rows.append((f"{s.name}\nwall {t_full / t:.2f}x", _to_uint8(imgs)))
+        ecad.disable_cache()
+        grid_path = out / "grid.png"
+        _grid_png(rows, list(grid_prompts), grid_path)
+
+    metric_label = frontier.metric or metric
+    lines = [f"{'schedule':<16} {'MAC speedup':>11} {'wall-clock':>10} {metric_label + ' (calibration)':>28}"]
+    for name, mac, wall, q in table:
+        lines.append(f"{name:<16} {mac:>10.2f}x {wall:>9.2f}x {('-' if q is None else f'{q:.4g}'):>28}")
+    elapsed = time.perf_counter() - t_start
+    echo("")
+    echo("\n".join(lines))
+    echo("")
+    echo(f"wrote {out}/: search/ (run directory), frontier/ (Hub-ready: `Frontier.load('{frontier_dir}')."
+         f"push_to_hub('you/digits-ecad')`), grid.png, all-compute.png, fastest-{fastest.name}.png")
+    echo(f"quickstart finished in {elapsed:.0f} s")
+    return {"out": out, "run_dir": run_dir, "frontier_dir": frontier_dir, "grid": grid_path, "table": table,
+            "seconds": elapsed, "front": result.front}
+
+
+def run_quickstart(args) -> int:
+    from ..cli_search import _quiet_libraries
+
+    _quiet_libraries()
+    quickstart(args.out, generations=args.generations, population=args.population, seed=args.seed,
+               metric=args.metric, num_threads=args.num_threads, base_model=getattr(args, "model", None) or EMBEDDED)
+    return 0
