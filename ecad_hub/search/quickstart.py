@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -64,9 +65,9 @@ def _grid_png(rows: list[tuple[str, object]], prompts: list[str], path: Path) ->
 
     n_rows, n_cols = len(rows), len(prompts)
     with _style():
-        fig = _figure(1.3 * n_cols + 1.3, 1.3 * n_rows + 0.9)
+        fig = _figure(1.3 * n_cols + 1.3, 1.3 * n_rows + 1.0)
         left = 1.2 / (1.3 * n_cols + 1.3)
-        top = 1 - 0.75 / (1.3 * n_rows + 0.9)
+        top = 1 - 0.85 / (1.3 * n_rows + 1.0)
         fig.subplots_adjust(left=left, right=0.99, bottom=0.01, top=top, wspace=0.04, hspace=0.06)
         axes = fig.subplots(n_rows, n_cols, squeeze=False)
         for r, (label, images) in enumerate(rows):
@@ -76,9 +77,7 @@ def _grid_png(rows: list[tuple[str, object]], prompts: list[str], path: Path) ->
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if r == 0:
-                    words = prompts[c].split()
-                    half = math.ceil(len(words) / 2)
-                    ax.set_title(" ".join(words[:half]) + "\n" + " ".join(words[half:]), fontsize=6)
+                    ax.set_title(textwrap.fill(prompts[c], width=22), fontsize=6)
                 if c == 0:
                     ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
         save_png_deterministic(fig, path)

@@ -1,0 +1,51 @@
+"""``ecad-hub quickstart`` end to end (a shorter search than the default, same steps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecad_hub import embedded
+
+
+def _model_args(tmp_path: Path) -> list[str]:
+    """The embedded model when its weights are present; otherwise a tiny random PixArt folder."""
+    if (Path(embedded.EMBEDDED_PIPELINE_PATH) / "model_index.json").is_file():
+        return []
+    from tiny_models import save_tiny_pipeline, tiny_pixart_pipeline
+
+    folder = tmp_path / "tiny-pixart"
+    save_tiny_pipeline(tiny_pixart_pipeline(0), folder)
+    return ["--model", str(folder)]
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end(tmp_path, capsys):
+    from ecad_hub import ECADPipeline, Frontier, cli
+
+    out = tmp_path / "qs"
+    rc = cli.main(["quickstart", "--out", str(out), "--generations", "2", "--population", "8",
+                   *_model_args(tmp_path)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    # the table: all-compute and every frontier schedule with MAC and wall-clock speedups
+    assert "MAC speedup" in text and "wall-clock" in text and "all-compute" in text
+    assert "quickstart finished in" in text
+
+    run = out / "search"
+    assert (run / "search.json").is_file() and (run / "generations" / "gen_0001.json").is_file()
+    frontier_dir = out / "frontier"
+    for name in ("ecad_config.json", "frontier.json", "README.md", "frontier.png"):
+        assert (frontier_dir / name).is_file(), name
+    frontier = Frontier.load(frontier_dir)
+    assert len(frontier) == len(list((run / "front").glob("*.json")))
+    for name in ("grid.png", "all-compute.png", f"fastest-{frontier.names[-1]}.png"):
+        assert (out / name).stat().st_size > 100, name
+    for s in frontier.schedules:
+        assert s.name in text
+    # the exported folder is what ECADPipeline loads (quickstart did it; check the config it read)
+    config = json.loads((frontier_dir / "ecad_config.json").read_text())
+    assert config["num_inference_steps"] == frontier.num_inference_steps
+    assert ECADPipeline is not None
