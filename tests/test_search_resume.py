@@ -17,6 +17,10 @@ from ecad_hub.search import SearchConfig, run_search
 
 PROMPTS = ["a photo of a cat", "a red car on a road at night"]
 GENERATIONS = 4
+#: Seconds the metric sleeps per candidate in the interrupted processes: a generation of 6 then
+#: takes >= 3 s, so the signals land inside the generation the test aims at even on a loaded machine.
+DELAY = "0.5"
+PLUGIN = "slow_metric_plugin"
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +35,15 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 def _args(tiny_dir: Path, out: Path) -> list[str]:
     return ["search", "--model", str(tiny_dir), "--out", str(out), "--steps", "4", "--max-sequence-length", "16",
-            "--population", "6", "--generations", str(GENERATIONS), "--metric", "fidelity", "--metric-arg",
-            "max_psnr=200", "--prompts", str(tiny_dir.parent / "prompts.txt"), "--threads", "1", "--no-progress"]
+            "--population", "6", "--generations", str(GENERATIONS), "--metric", "slow-fidelity", "--plugin", PLUGIN,
+            "--metric-arg", "max_psnr=200", "--prompts", str(tiny_dir.parent / "prompts.txt"), "--threads", "1",
+            "--no-progress"]
 
 
 def _start(tiny_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
     root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = os.pathsep.join([str(root), str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path, ECAD_TEST_METRIC_DELAY=DELAY)
     return subprocess.Popen([sys.executable, "-m", "ecad_hub", *_args(tiny_dir, out), *extra], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -88,9 +94,9 @@ def test_ctrl_c_then_kill_9_then_resume_equals_an_uninterrupted_run(tiny_dir, tm
     # an uninterrupted run with the same settings
     ref = tmp_path / "reference"
     run_search(SearchConfig(base_model=str(tiny_dir), num_inference_steps=4, max_sequence_length=16, population=6,
-                            generations=GENERATIONS, metric="fidelity", metric_kwargs={"max_psnr": 200},
+                            generations=GENERATIONS, metric="slow-fidelity", metric_kwargs={"max_psnr": 200},
                             prompts=str(tiny_dir.parent / "prompts.txt"), num_threads=1),
-               ref, progress=False, quiet=True)
+               ref, plugins=[PLUGIN], progress=False, quiet=True)
 
     got, want = _generations(run), _generations(ref)
     assert [g["generation"] for g in got] == list(range(GENERATIONS))  # none lost, none repeated
