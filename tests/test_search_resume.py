@@ -44,8 +44,12 @@ def _start(tiny_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
     root = Path(__file__).resolve().parents[1]
     path = os.pathsep.join([str(root), str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path, ECAD_TEST_METRIC_DELAY=DELAY)
+    # A shell without job control starts background jobs (e.g. a CI runner's `make test &`) with SIGINT
+    # ignored, and Python keeps an inherited SIG_IGN: give the search the default disposition a
+    # terminal's Ctrl-C meets.
     return subprocess.Popen([sys.executable, "-m", "ecad_hub", *_args(tiny_dir, out), *extra], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180.0) -> None:
