@@ -3,7 +3,7 @@
 
 Reproduces ``ecad_hub/embedded/weights/`` (the offline default model of ecad-hub):
 
-    nice -n 5 python scripts/train_embedded.py            # full run, ~30-40 min on 2 CPU cores
+    python scripts/train_embedded.py                      # full run, ~45 min on 2 CPU cores
     python scripts/train_embedded.py --quick              # ~1 min smoke test into a temp folder
     python scripts/train_embedded.py --stages eval        # evaluate the committed weights only
 
