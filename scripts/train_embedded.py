@@ -498,9 +498,10 @@ def eval_pipeline(cfg: dict, out: Path) -> dict:
     out_doc = {k: v for k, v in res.items() if k not in ("scores",)}
     # caching matters: the FORA-style schedule (recompute everything every 3rd step, reuse in between)
     from ecad_hub import apply_schedule
+    from ecad_hub.architectures import architecture_of
     from ecad_hub.search.population import Genome, heuristic_schedules
 
-    genome = Genome(_architecture_of(pipe), res["call_kwargs"]["num_inference_steps"])
+    genome = Genome(architecture_of(pipe.transformer), res["call_kwargs"]["num_inference_steps"])
     fora = dict(heuristic_schedules(genome))["fora-3"]
     schedule = genome.schedule(fora, name="fora-3")
     cached = E.evaluate_pipeline(pipe, reward, n=cfg["eval_pairs"], seed=0,
@@ -518,11 +519,6 @@ def eval_pipeline(cfg: dict, out: Path) -> dict:
     }
     return out_doc
 
-
-def _architecture_of(pipe):
-    from ecad_hub.architectures import architecture_of
-
-    return architecture_of(pipe.transformer)
 
 
 # ----------------------------------------------------------------------------- main

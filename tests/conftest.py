@@ -65,3 +65,15 @@ def hub() -> HubDouble:
     """
     HUB.reset()
     return HUB
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A saved tiny random PixArt pipeline folder (read-only for tests), with the search tests'
+    calibration prompts in ``prompts.txt`` beside it."""
+    from tiny_models import SEARCH_PROMPTS, save_tiny_pipeline, tiny_pixart_pipeline
+
+    path = tmp_path_factory.mktemp("tiny-pixart")
+    save_tiny_pipeline(tiny_pixart_pipeline(0), path)
+    (path.parent / "prompts.txt").write_text("\n".join(SEARCH_PROMPTS) + "\n")
+    return path

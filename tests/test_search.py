@@ -14,7 +14,7 @@ from ecad_hub.metrics.fidelity import FidelityMetric
 from ecad_hub.search import SearchConfig, run_search
 from ecad_hub.search.population import Genome, heuristic_schedules, hypervolume, initial_population, nondominated
 
-PROMPTS = ["a photo of a cat", "a red car on a road at night"]
+from tiny_models import SEARCH_PROMPTS as PROMPTS
 
 
 class CountingFidelity(FidelityMetric):
@@ -27,16 +27,6 @@ class CountingFidelity(FidelityMetric):
     def score(self, images, prompts, reference_images=None):
         self.calls += 1
         return super().score(images, prompts, reference_images)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_pipeline, tiny_pixart_pipeline
-
-    path = tmp_path_factory.mktemp("tiny-pixart")
-    save_tiny_pipeline(tiny_pixart_pipeline(0), path)
-    (path.parent / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
-    return path
 
 
 def config(tiny_dir: Path, **kw) -> SearchConfig:

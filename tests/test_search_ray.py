@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from ecad_hub.search import SearchConfig, run_search  # noqa: E402
-
-PROMPTS = ["a photo of a cat", "a red car on a road at night"]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_pipeline, tiny_pixart_pipeline
-
-    path = tmp_path_factory.mktemp("tiny-pixart")
-    save_tiny_pipeline(tiny_pixart_pipeline(0), path)
-    (path.parent / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
-    return path
 
 
 @pytest.fixture

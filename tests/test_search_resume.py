@@ -11,26 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from ecad_hub.search import SearchConfig, run_search
 
-PROMPTS = ["a photo of a cat", "a red car on a road at night"]
 GENERATIONS = 4
 #: Seconds the metric sleeps per candidate in the interrupted processes: a generation of 6 then
 #: takes >= 3 s, so the signals land inside the generation the test aims at even on a loaded machine.
 DELAY = "0.5"
 PLUGIN = "slow_metric_plugin"
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_pipeline, tiny_pixart_pipeline
-
-    path = tmp_path_factory.mktemp("tiny-pixart")
-    save_tiny_pipeline(tiny_pixart_pipeline(0), path)
-    (path.parent / "prompts.txt").write_text("\n".join(PROMPTS) + "\n")
-    return path
 
 
 def _args(tiny_dir: Path, out: Path) -> list[str]:

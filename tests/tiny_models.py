@@ -367,6 +367,10 @@ def tiny_scheduler(kind: str):
 # pipelines
 # --------------------------------------------------------------------------------------------
 
+#: Calibration prompts of the search tests (``prompts.txt`` beside conftest's ``tiny_dir``).
+SEARCH_PROMPTS = ["a photo of a cat", "a red car on a road at night"]
+
+
 def tiny_pixart_pipeline(seed: int = 0, **transformer_overrides):
     """A ``PixArtAlphaPipeline``: tiny PixArt transformer, SD-style 4-channel VAE, tiny T5, DPM-Solver++."""
     from diffusers import PixArtAlphaPipeline
