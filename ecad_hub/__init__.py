@@ -1,7 +1,7 @@
 """ecad-hub: learned ECAD caching schedules for diffusion transformers, as Hub artifacts.
 
     >>> from ecad_hub import CacheSchedule, profile_macs, apply_schedule
-    >>> schedule = CacheSchedule.load("ours_fast.json")
+    >>> schedule = CacheSchedule.load("ours_fast.json")      # or from_legacy("ecad_reference.json")
     >>> with apply_schedule(pipe, schedule):
     ...     image = pipe("a red fox").images[0]
 
@@ -23,6 +23,7 @@ from .errors import (  # noqa: E402  (light, always imported)
     LegacyFormatError,
     MetricUnavailableError,
     ScheduleError,
+    ScheduleNotFoundError,
     SearchError,
     StepMismatchError,
     UnsupportedFeatureError,
@@ -35,7 +36,10 @@ _LAZY = {
     "MacProfile": ".macs",
     "apply_schedule": ".hooks",
     "ScheduleHandle": ".hooks",
-    "architecture_of": ".architectures",
+    "architecture_of": ".adapters",
+    "register_adapter": ".adapters",
+    "ArchitectureAdapter": ".adapters",
+    "from_legacy": ".legacy",
     "Frontier": ".frontier",
     "ECADPipeline": ".pipeline",
     "browse": ".hub",
@@ -44,7 +48,7 @@ _LAZY = {
 __all__ = [
     "Architecture", "BlockGroup", "CacheSchedule",
     "EcadError", "ScheduleError", "LegacyFormatError", "UnsupportedFeatureError", "ArchitectureMismatchError",
-    "StepMismatchError", "UnsupportedModelError", "FrontierError", "HubError", "SearchError",
+    "StepMismatchError", "UnsupportedModelError", "FrontierError", "ScheduleNotFoundError", "HubError", "SearchError",
     "MetricUnavailableError", *_LAZY,
 ]
 
@@ -59,9 +63,10 @@ def __getattr__(name: str):
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .architectures import architecture_of
+    from .adapters import architecture_of
     from .frontier import Frontier
     from .hooks import ScheduleHandle, apply_schedule
     from .hub import browse
+    from .legacy import from_legacy
     from .macs import MacProfile, profile_macs
     from .pipeline import ECADPipeline

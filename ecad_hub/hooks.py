@@ -44,7 +44,7 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
 
-from .architectures import adapter_for, architecture_of
+from .adapters import adapter_for, architecture_of, supported_classes
 from .errors import ArchitectureMismatchError, StepMismatchError, UnsupportedModelError
 from .schedule import CacheSchedule
 
@@ -419,7 +419,7 @@ def _resolve(pipe_or_transformer):
     if not isinstance(transformer, torch.nn.Module):
         raise UnsupportedModelError(
             f"{type(pipe_or_transformer).__name__} has no `transformer` component; ecad-hub schedules diffusion transformers "
-            f"(PixArt, FLUX, SD3)"
+            f"({', '.join(supported_classes())})"
         )
     return transformer, pipe_or_transformer
 

@@ -277,7 +277,7 @@ def model_card(frontier: "Frontier", repo_id: str | None = None) -> "ModelCard":
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    from .frontier import _REPO_ID
+    from .frontier import REPO_ID
 
     repo = repo_id or "your-username/your-ecad-repo"
     tags = list(ECAD_TAGS) + ([frontier.family] if frontier.family else [])
@@ -296,7 +296,7 @@ def model_card(frontier: "Frontier", repo_id: str | None = None) -> "ModelCard":
     size = f"{frontier.height}x{frontier.width}" if frontier.resolutions else "the base model's default size"
     metric = frontier.metric
     base_link = (f"[`{frontier.base_model}`](https://huggingface.co/{frontier.base_model})"
-                 if _REPO_ID.match(frontier.base_model) else f"`{frontier.base_model}`")
+                 if REPO_ID.match(frontier.base_model) else f"`{frontier.base_model}`")
     lines = [
         f"# ECAD caching schedules for {frontier.base_model}",
         "",
@@ -425,7 +425,7 @@ class FrontierSummary:
 def _summary(model, token) -> FrontierSummary:
     from huggingface_hub import hf_hub_download
 
-    from ._io import read_json
+    from .utils.io import read_json
     from .frontier import INDEX_FILE, _check_document
 
     siblings = getattr(model, "siblings", None)

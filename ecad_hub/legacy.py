@@ -24,16 +24,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._io import read_json
-from .errors import LegacyFormatError, UnsupportedFeatureError
+from .utils.io import read_json
+from .errors import LegacyFormatError, ScheduleError, UnsupportedFeatureError
 from .schedule import MAX_SCHEDULE_BYTES, Architecture, BlockGroup, CacheSchedule
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
-# ECAD reference layouts: legacy component name -> (group, diffusers component)
-_FLUX_DOUBLE = {"full_attn": "attn", "full_ff": "ff", "full_ff_context": "ff_context"}
-_FLUX_SINGLE = {"single_attn": "attn", "single_proj_mlp": "proj_mlp", "single_proj_out": "proj_out"}
-_PIXART = ("attn1", "attn2", "ff")
 _CUSTOM_KEYS = ("custom_compute_attn", "custom_compute_ff")
 
 
@@ -103,7 +99,7 @@ def _int(value: Any, where: str, source: str) -> int:
 def _check_architecture(found: Architecture, given, source: str) -> None:
     if given is None:
         return
-    from .architectures import architecture_of
+    from .adapters import architecture_of
 
     expected = architecture_of(given)
     diffs = expected.differences(found)
@@ -111,12 +107,34 @@ def _check_architecture(found: Architecture, given, source: str) -> None:
         raise LegacyFormatError(f"{source}: the file's architecture differs from the given one: {'; '.join(diffs)}", path=source)
 
 
+def _ecad_layout(cs: dict, source: str):
+    """The architecture and block/component layout of an ECAD ``cache_schedule`` (its adapter's)."""
+    from .adapters import adapters
+
+    found = [(adapter, layout) for adapter in adapters()
+             if (layout := adapter.legacy_layout(cs, source)) is not None]
+    if len(found) != 1:
+        which = "no" if not found else f"{len(found)} ({', '.join(a.transformer_class for a, _ in found)})"
+        raise LegacyFormatError(f"{source}: {which} architecture adapter recognises this ECAD schedule's layout",
+                                path=source)
+    layout = found[0][1]
+    return layout.architecture, layout.groups
+
+
+def load_any_schedule(path: str | os.PathLike, architecture=None) -> CacheSchedule:
+    """A v1 schedule file, or a legacy (ECAD / SmoothCache) one imported on the fly."""
+    doc = read_json(path, error_cls=ScheduleError, max_bytes=MAX_SCHEDULE_BYTES)
+    if isinstance(doc, dict) and "ecad_schedule_version" not in doc:
+        return from_legacy(path, architecture=architecture)
+    return CacheSchedule.from_dict(doc, source=str(path))
+
+
 def _from_ecad(doc: dict, source: str, file_info: dict, name: str | None, architecture, generation) -> CacheSchedule:
     cs = doc["cache_schedule"]
     if not isinstance(cs, dict) or not isinstance(cs.get("schedule"), dict):
         raise LegacyFormatError(f"{source}: cache_schedule.schedule must be an object", path=source)
     steps = _int(cs.get("num_inference_steps"), "cache_schedule.num_inference_steps", source)
-    num_blocks = _int(cs.get("num_blocks"), "cache_schedule.num_blocks", source)
+    _int(cs.get("num_blocks"), "cache_schedule.num_blocks", source)
     sched = cs["schedule"]
 
     # Refuse custom functions before anything else, naming the first occurrence.
@@ -135,25 +153,7 @@ def _from_ecad(doc: dict, source: str, file_info: dict, name: str | None, archit
                             path=source,
                         )
 
-    flux = "num_single_blocks" in cs or any(
-        isinstance(b, str) and b.startswith("single_") for blocks in sched.values() for b in blocks
-    )
-    if flux:
-        num_single = _int(cs.get("num_single_blocks"), "cache_schedule.num_single_blocks", source)
-        arch = Architecture(
-            "FluxTransformer2DModel",
-            (
-                BlockGroup("transformer_blocks", num_blocks, tuple(_FLUX_DOUBLE.values())),
-                BlockGroup("single_transformer_blocks", num_single, tuple(_FLUX_SINGLE.values())),
-            ),
-        )
-        layout = {
-            "transformer_blocks": ([str(i) for i in range(num_blocks)], _FLUX_DOUBLE),
-            "single_transformer_blocks": ([f"single_{i}" for i in range(num_single)], _FLUX_SINGLE),
-        }
-    else:
-        arch = Architecture("PixArtTransformer2DModel", (BlockGroup("transformer_blocks", num_blocks, _PIXART),))
-        layout = {"transformer_blocks": ([str(i) for i in range(num_blocks)], {c: c for c in _PIXART})}
+    arch, layout = _ecad_layout(cs, source)
     _check_architecture(arch, architecture, source)
 
     step_keys = _step_keys(sched, steps, source)
@@ -287,7 +287,7 @@ def _from_smoothcache(doc: dict, source: str, file_info: dict, name: str | None,
             f"{source}: a SmoothCache schedule does not name its model; pass architecture= (a transformer config or model)",
             path=source,
         )
-    from .architectures import adapter_for, architecture_of
+    from .adapters import adapter_for, architecture_of
 
     arch = architecture_of(architecture)
     if len(arch.groups) != 1:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .architectures import adapter_for, load_transformer_config
+from .adapters import adapter_for, load_transformer_config
 from .errors import ArchitectureMismatchError
 from .schedule import Architecture, CacheSchedule
 
@@ -185,7 +185,7 @@ def profile_macs(
             copy is built on the ``meta`` device, so FLUX.1-dev profiles in seconds.
         height, width: image size in pixels.
         batch_size: images per transformer forward (2 for PixArt's classifier-free-guidance pair).
-        text_len: text tokens (``None``: 120 for PixArt, 512 for FLUX, 333 for SD3).
+        text_len: text tokens (``None``: the adapter's ``default_text_len``, e.g. 120 for PixArt).
         vae_scale_factor: pixels per latent (8 for the SD/PixArt/FLUX VAEs).
         attention_scores: also count the attention score/value products (ECAD's figures do not).
         exhaustive: run every block instead of one per distinct block structure (same result,

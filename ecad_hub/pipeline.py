@@ -259,7 +259,7 @@ def _name_of(pipe) -> str:
 
 
 def _describe_found(obj) -> str:
-    from .architectures import architecture_of
+    from .adapters import architecture_of
 
     try:
         return architecture_of(obj).describe()
@@ -271,7 +271,7 @@ def _check_architecture(frontier: Frontier, pipe_or_config, base_label: str) -> 
     """Refuse, naming both architectures, when the transformer is not the frontier's architecture."""
     import torch
 
-    from .architectures import architecture_of
+    from .adapters import architecture_of
 
     expected = frontier.architecture
     where = frontier.source or frontier.base_model
@@ -298,7 +298,7 @@ def _preflight(frontier: Frontier, base: str, revision: str | None, token, diffu
     Reads ``transformer/config.json`` (a small file); if it cannot be read, the check happens
     after loading instead.
     """
-    from ._io import read_json
+    from .utils.io import read_json
 
     config_path: Path | None = None
     local = Path(base)

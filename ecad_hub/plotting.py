@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from .utils.io import atomic_write_bytes
 
 Point = tuple[float, float]
 
@@ -30,7 +30,7 @@ _COMPUTE, _REUSE, _ABSENT = "#1f4e79", "#e8eef5", "#bdbdbd"
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def plot_style() -> Iterator[None]:
     """matplotlib's default style whatever the user's matplotlibrc, on the Agg backend."""
     import matplotlib
     import matplotlib.style
@@ -41,7 +41,7 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     """A bare Agg figure. Layout is fixed (no constrained/tight layout: they draw twice and are slow)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -80,8 +80,8 @@ def frontier_figure(
     title: str | None = None,
 ):
     """The figure :func:`plot_frontier` saves (for callers that want to add to it)."""
-    with _style():
-        fig = _figure(6.4, 4.4)
+    with plot_style():
+        fig = new_figure(6.4, 4.4)
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.9 if title else 0.96)
         ax = fig.add_subplot()
         for label, points in (faded or {}).items():
@@ -160,8 +160,8 @@ def mask_heatmap_figure(schedule, *, title: str | None = None):
     width = pad_l + pad_r + ncols * panel_w + (ncols - 1) * gap_w
     height = pad_b + pad_t + len(arch.groups) * panel_h + (len(arch.groups) - 1) * gap_h
     cmap = ListedColormap([_REUSE, _COMPUTE, _ABSENT])
-    with _style():
-        fig = _figure(width, height)
+    with plot_style():
+        fig = new_figure(width, height)
         fig.subplots_adjust(left=pad_l / width, right=1 - pad_r / width, bottom=pad_b / height,
                             top=1 - pad_t / height, wspace=gap_w / panel_w, hspace=gap_h / panel_h)
         axes = fig.subplots(len(arch.groups), ncols, squeeze=False)

@@ -24,18 +24,19 @@ with a one-line message.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ._io import atomic_write_text, dumps_json, loads_json, read_json
 from .errors import ScheduleError
+from .schemas import schema_problems, short_repr
+from .utils.io import atomic_write_text, dumps_json, loads_json, read_json
 
 #: The schedule format version this release writes.
 SCHEDULE_VERSION = 1
@@ -45,78 +46,8 @@ READABLE_VERSIONS = (1,)
 MAX_SCHEDULE_BYTES = 8 * 1024 * 1024
 
 _VERSION_KEY = "ecad_schedule_version"
-
-
-# --------------------------------------------------------------------------------------------
-# Schemas
-# --------------------------------------------------------------------------------------------
-
-def _schema_dir() -> Path:
-    """Folder holding the JSON schemas (``schemas/`` in a checkout, ``ecad_hub/schemas`` when installed)."""
-    try:
-        from importlib.resources import files
-
-        path = Path(str(files("ecad_hub.schemas")))
-        if (path / "schedule-v1.schema.json").is_file():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "schemas"
-
-
-@functools.lru_cache(maxsize=None)
-def load_schema(name: str) -> dict:
-    """Return the parsed JSON schema ``schemas/<name>.schema.json`` (e.g. ``"schedule-v1"``)."""
-    with open(_schema_dir() / f"{name}.schema.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
-@functools.lru_cache(maxsize=None)
-def _validator(name: str):
-    """A validator for ``schemas/<name>.schema.json`` resolving ``$ref`` s between ecad-hub's schemas.
-
-    The schemas reference each other by ``$id`` (e.g. ``urn:ecad-hub:schema:schedule:1#/$defs/architecture``),
-    resolved through a :mod:`referencing` registry of every local schema, never fetched.
-    """
-    import jsonschema
-    from referencing import Registry, Resource
-
-    names = sorted(p.name[: -len(".schema.json")] for p in _schema_dir().glob("*.schema.json"))
-    registry = Registry().with_resources(
-        (load_schema(n)["$id"], Resource.from_contents(load_schema(n))) for n in names
-    )
-    schema = load_schema(name)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, registry=registry, format_checker=cls.FORMAT_CHECKER)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _format_schema_error(err) -> str:
-    where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-    kind = err.validator
-    if kind == "required":
-        return f"{where}: {err.message}"
-    if kind == "additionalProperties":
-        return f"{where}: {err.message}"
-    if kind == "pattern":
-        return f"{where}: {_short(err.instance)} does not match {err.validator_value}"
-    if kind in ("type", "const", "enum"):
-        return f"{where}: {_short(err.instance)} is not {kind} {_short(err.validator_value)}"
-    message = err.message
-    if len(message) > 160:
-        message = message[:157] + "..."
-    return f"{where}: {message}"
-
-
-def schema_problems(doc: Any, schema: str) -> list[str]:
-    """Every JSON Schema violation of ``doc`` against ``schemas/<schema>.schema.json``, one line each."""
-    errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
-    return [_format_schema_error(e) for e in errors]
+#: Schedule names: the schema's ``$defs/name`` pattern, matched as a whole (no trailing newline).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,15 +166,15 @@ def migrate(doc: Any, *, source: str = "<schedule>") -> dict:
         raise ScheduleError(f"{source}: a schedule must be a JSON object, got {type(doc).__name__}", path=source)
     if _VERSION_KEY not in doc:
         if "cache_schedule" in doc:
-            hint = "; it looks like a legacy ECAD schedule: convert it with `ecad-hub import` or CacheSchedule.from_legacy()"
+            hint = "; it looks like a legacy ECAD schedule: convert it with `ecad-hub import` or ecad_hub.from_legacy()"
         elif doc and all(isinstance(v, list) for v in doc.values()):
-            hint = "; it looks like a SmoothCache schedule: convert it with CacheSchedule.from_legacy(..., architecture=...)"
+            hint = "; it looks like a SmoothCache schedule: convert it with ecad_hub.from_legacy(..., architecture=...)"
         else:
             hint = ""
         raise ScheduleError(f"{source}: missing {_VERSION_KEY}{hint}", path=source)
     version = doc[_VERSION_KEY]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ScheduleError(f"{source}: {_VERSION_KEY} must be an integer, got {_short(version)}", path=source)
+        raise ScheduleError(f"{source}: {_VERSION_KEY} must be an integer, got {short_repr(version)}", path=source)
     if version not in _MIGRATIONS:
         newest = max(READABLE_VERSIONS)
         advice = "upgrade ecad-hub" if version > newest else "no migration exists"
@@ -323,9 +254,21 @@ class CacheSchedule:
         self._metrics = _frozen_copy(metrics)
         self._provenance = _frozen_copy(provenance)
         self._description = description
+        # Cheap checks only: the metadata is validated against the schema where a schedule
+        # enters or leaves ecad-hub (from_dict/load, validate/save), not on every construction
+        # (the search builds thousands of candidates).
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ScheduleError(f"invalid schedule: name {short_repr(name)} is not a file-name-safe name "
+                                f"(letters, digits, '.', '_', '-'; at most 120 characters)")
+        if not 1 <= self._steps <= 1000:
+            raise ScheduleError(f"invalid schedule: num_inference_steps {self._steps} is not in 1..1000")
+
+    def validate(self) -> "CacheSchedule":
+        """Check the whole document against the schema; returns ``self``. Raises :class:`ScheduleError`."""
         problems = schema_problems(self.to_dict(), "schedule-v1")
         if problems:
-            raise ScheduleError(f"invalid schedule: {problems[0]}", problems=problems)
+            raise ScheduleError(f"invalid schedule {self._name}: {problems[0]}", problems=problems)
+        return self
 
     # --- basic properties -------------------------------------------------------------------
     @property
@@ -514,15 +457,8 @@ class CacheSchedule:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the schedule as schema v1 JSON, atomically (temp file + rename). Returns the path."""
         path = Path(path)
-        atomic_write_text(path, self.to_json())
+        atomic_write_text(path, self.validate().to_json())
         return path
-
-    @classmethod
-    def from_legacy(cls, path_or_doc, **kwargs) -> "CacheSchedule":
-        """Import an ECAD-reference or SmoothCache schedule; see :func:`ecad_hub.legacy.from_legacy`."""
-        from .legacy import from_legacy
-
-        return from_legacy(path_or_doc, **kwargs)
 
     # --- identity ---------------------------------------------------------------------------
     @property

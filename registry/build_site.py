@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecad_hub._io import dumps_json, new_folder_beside, replace_folder  # noqa: E402
+from ecad_hub.utils.io import dumps_json, new_folder_beside, replace_folder  # noqa: E402
 from ecad_hub.errors import EcadError  # noqa: E402
 from ecad_hub.hub import FrontierSummary, browse  # noqa: E402
 from ecad_hub.plotting import plot_frontier  # noqa: E402

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ecad_hub._io import atomic_write_json, read_json  # noqa: E402
+from ecad_hub.utils.io import atomic_write_json, read_json  # noqa: E402
 from ecad_hub.search import SearchConfig, run_search  # noqa: E402
 from ecad_hub.search.population import hypervolume, nondominated  # noqa: E402
 
@@ -133,7 +133,7 @@ def build(args, out: Path):
     prompts = PromptSet.embedded(args.num_prompts)
     prompt_file = out / "prompts.json"
     atomic_write_json(prompt_file, {"prompts": list(prompts.prompts)})
-    evaluator = Evaluator(pipe, info.family, settings, prompts.prompts, metric=FidelityMetric(max_psnr=args.max_psnr))
+    evaluator = Evaluator(pipe, settings, prompts.prompts, metric=FidelityMetric(max_psnr=args.max_psnr))
     evaluator.make_reference()
     genome = Genome(info.architecture, args.steps)
     return pipe, evaluator, genome, prompt_file
@@ -285,10 +285,10 @@ def report(out: Path, args) -> dict:
 
 
 def plot(path: Path, curves, grid) -> None:
-    from ecad_hub.plotting import _figure, _style, save_png_deterministic
+    from ecad_hub.plotting import new_figure, plot_style, save_png_deterministic
 
-    with _style():
-        fig = _figure(6.4, 4.2)
+    with plot_style():
+        fig = new_figure(6.4, 4.2)
         ax = fig.add_subplot()
         for m, cs in curves.items():
             if not cs:

@@ -36,8 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecad_hub import CacheSchedule, apply_schedule, profile_macs  # noqa: E402
-from ecad_hub.architectures import adapter_for, load_transformer_config  # noqa: E402
-from ecad_hub.cli import load_any_schedule  # noqa: E402
+from ecad_hub.adapters import adapter_for, load_transformer_config  # noqa: E402
+from ecad_hub.legacy import load_any_schedule  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -498,7 +498,7 @@ def eval_pipeline(cfg: dict, out: Path) -> dict:
     out_doc = {k: v for k, v in res.items() if k not in ("scores",)}
     # caching matters: the FORA-style schedule (recompute everything every 3rd step, reuse in between)
     from ecad_hub import apply_schedule
-    from ecad_hub.architectures import architecture_of
+    from ecad_hub.adapters import architecture_of
     from ecad_hub.search.population import Genome, heuristic_schedules
 
     genome = Genome(architecture_of(pipe.transformer), res["call_kwargs"]["num_inference_steps"])

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ecad_hub import CacheSchedule
-from ecad_hub.architectures import architecture_of
+from ecad_hub.adapters import architecture_of
 from ecad_hub.cli import main
 from support import PIXART_XL_256_CONFIG, REFERENCE, needs_reference
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ecad_hub.frontier as frontier_module
+import ecad_hub.frontier.frontier as frontier_module
+import ecad_hub.frontier.layout as layout_module
 from ecad_hub import CacheSchedule, Frontier, FrontierError
-from ecad_hub.architectures import architecture_of
+from ecad_hub.adapters import architecture_of
 from ecad_hub.errors import ArchitectureMismatchError, ScheduleNotFoundError
 from ecad_hub.frontier import document_problems
 from ecad_hub.macs import MacProfile
@@ -257,7 +258,7 @@ def test_save_pretrained_replaces_an_export_atomically_and_keeps_foreign_files(t
     def crash(tmp, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(frontier_module, "replace_folder", crash)
+    monkeypatch.setattr(layout_module, "replace_folder", crash)
     with pytest.raises(OSError, match="disk full"):
         smaller.save_pretrained(out)
     assert folder_bytes(out) == before  # untouched

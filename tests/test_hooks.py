@@ -16,7 +16,7 @@ from ecad_hub import (
     UnsupportedModelError,
     apply_schedule,
 )
-from ecad_hub.architectures import architecture_of
+from ecad_hub.adapters import architecture_of
 from ecad_hub.macs import profile_macs
 from ecad_hub.schedule import Architecture, BlockGroup
 from tiny_models import (

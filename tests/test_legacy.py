@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ecad_hub import CacheSchedule, LegacyFormatError, UnsupportedFeatureError
+from ecad_hub import CacheSchedule, LegacyFormatError, UnsupportedFeatureError, from_legacy
 from support import PIXART_XL_256_CONFIG, REFERENCE, needs_reference, reference_files
 
 
@@ -29,7 +29,7 @@ def _legacy_bits(doc):
 @pytest.mark.parametrize("path", reference_files("pixart_alpha_256") + reference_files("flux_256"), ids=lambda p: p.name)
 def test_legacy_to_v1_to_load_keeps_every_bit(path, tmp_path):
     doc = json.loads(path.read_text())
-    schedule = CacheSchedule.from_legacy(path)
+    schedule = from_legacy(path)
     target = schedule.save(tmp_path / f"{schedule.name}.json")
     loaded = CacheSchedule.load(target)
     bits = _legacy_bits(doc)
@@ -55,7 +55,7 @@ def test_legacy_to_v1_to_load_keeps_every_bit(path, tmp_path):
 
 @needs_reference
 def test_flux_layout_maps_to_diffusers_names():
-    s = CacheSchedule.from_legacy(REFERENCE / "flux_256" / "default_256x256_gs_5.json")
+    s = from_legacy(REFERENCE / "flux_256" / "default_256x256_gs_5.json")
     assert s.architecture.transformer_class == "FluxTransformer2DModel"
     assert [(g.name, g.num_blocks, g.components) for g in s.architecture.groups] == [
         ("transformer_blocks", 19, ("attn", "ff", "ff_context")),
@@ -81,7 +81,7 @@ def test_tgate_custom_attention_is_refused_by_name():
             "name": "compute_attn_tgate", "kwargs": {"gate_step": 10}}
 
     with pytest.raises(UnsupportedFeatureError) as err:
-        CacheSchedule.from_legacy(_tiny_legacy(extra=add_tgate))
+        from_legacy(_tiny_legacy(extra=add_tgate))
     msg = str(err.value)
     assert "custom_compute_attn" in msg and "compute_attn_tgate" in msg and "step 001, block 1" in msg
 
@@ -101,7 +101,7 @@ def test_tgate_custom_attention_is_refused_by_name():
 )
 def test_bad_legacy_files_give_clear_errors(mutate, expected):
     with pytest.raises(LegacyFormatError, match=None) as err:
-        CacheSchedule.from_legacy(_tiny_legacy(extra=mutate))
+        from_legacy(_tiny_legacy(extra=mutate))
     assert expected in str(err.value)
 
 
@@ -109,14 +109,14 @@ def test_unknown_layout_is_refused(tmp_path):
     p = tmp_path / "x.json"
     p.write_text('{"hello": "world"}')
     with pytest.raises(LegacyFormatError, match="not a known legacy layout"):
-        CacheSchedule.from_legacy(p)
+        from_legacy(p)
 
 
 def test_smoothcache_shared_lists(tmp_path):
     p = tmp_path / "50-N-3.json"
     attn = [1, 0, 0, 1, 0]
     p.write_text(json.dumps({"attn": attn, "mlp": [1, 1, 0, 1, 0]}))
-    s = CacheSchedule.from_legacy(p, architecture=PIXART_XL_256_CONFIG)
+    s = from_legacy(p, architecture=PIXART_XL_256_CONFIG)
     m = s.masks["transformer_blocks"]
     assert m.shape == (5, 28, 3)
     assert (m[:, :, 0] == np.array(attn, bool)[:, None]).all()  # attn -> attn1
@@ -128,7 +128,7 @@ def test_smoothcache_shared_lists(tmp_path):
 
 def test_smoothcache_per_block_keys():
     doc = {f"attn-{i}": [1, i % 2, 1] for i in range(28)} | {f"mlp-{i}": [1, 0, 0] for i in range(28)}
-    s = CacheSchedule.from_legacy(doc, architecture=PIXART_XL_256_CONFIG, name="per-block")
+    s = from_legacy(doc, architecture=PIXART_XL_256_CONFIG, name="per-block")
     m = s.masks["transformer_blocks"]
     assert list(m[1, :4, 0]) == [False, True, False, True]
     assert not m[1:, :, 2].any()
@@ -136,8 +136,8 @@ def test_smoothcache_per_block_keys():
 
 def test_smoothcache_needs_architecture_and_known_components():
     with pytest.raises(LegacyFormatError, match="architecture="):
-        CacheSchedule.from_legacy({"attn": [1, 0]})
+        from_legacy({"attn": [1, 0]})
     with pytest.raises(LegacyFormatError, match="unknown component 'conv'"):
-        CacheSchedule.from_legacy({"conv": [1, 0]}, architecture=PIXART_XL_256_CONFIG)
+        from_legacy({"conv": [1, 0]}, architecture=PIXART_XL_256_CONFIG)
     with pytest.raises(LegacyFormatError, match="different lengths"):
-        CacheSchedule.from_legacy({"attn": [1, 0], "mlp": [1]}, architecture=PIXART_XL_256_CONFIG)
+        from_legacy({"attn": [1, 0], "mlp": [1]}, architecture=PIXART_XL_256_CONFIG)

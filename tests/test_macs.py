@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecad_hub import ArchitectureMismatchError, CacheSchedule, profile_macs
-from ecad_hub.architectures import architecture_of
+from ecad_hub import ArchitectureMismatchError, CacheSchedule, from_legacy, profile_macs
+from ecad_hub.adapters import architecture_of
 from support import FLUX_DEV_CONFIG, PIXART_XL_256_CONFIG, REFERENCE, needs_reference, reference_files
 
 FULL_STEP = 285_689_806_848
@@ -53,7 +53,7 @@ def test_attention_scores_option_adds_the_products():
 @needs_reference
 @pytest.mark.parametrize("path", reference_files("pixart_alpha_256"), ids=lambda p: p.name)
 def test_reference_pixart_schedules_match_recorded_macs_exactly(path, pixart_profile):
-    s = CacheSchedule.from_legacy(path)
+    s = from_legacy(path)
     assert pixart_profile.step_macs(s) == s.metrics["macs"]["per_step"]
     assert pixart_profile.total_macs(s) == s.metrics["macs"]["total"]
 
@@ -66,7 +66,7 @@ def test_reference_config_file_gives_the_same_profile(pixart_profile):
 
 @needs_reference
 def test_paper_mac_ratios(pixart_profile):
-    ratios = {name: round(pixart_profile.ratio(CacheSchedule.from_legacy(REFERENCE / "pixart_alpha_256" / f"{name}.json")), 4)
+    ratios = {name: round(pixart_profile.ratio(from_legacy(REFERENCE / "pixart_alpha_256" / f"{name}.json")), 4)
               for name in ("ours_fast", "ours_faster", "ours_fastest")}
     assert ratios == {"ours_fast": 0.3737, "ours_faster": 0.2547, "ours_fastest": 0.2057}
 
@@ -83,7 +83,7 @@ def test_flux_full_and_reused_steps():
 @pytest.mark.parametrize("path", reference_files("flux_256"), ids=lambda p: p.name)
 def test_reference_flux_schedules_match_recorded_macs(path):
     p = profile_macs(REFERENCE / "configs" / "flux_1_dev_transformer.json", 256, 256, batch_size=2, text_len=512)
-    s = CacheSchedule.from_legacy(path)
+    s = from_legacy(path)
     assert p.step_macs(s) == s.metrics["macs"]["per_step"]
 
 

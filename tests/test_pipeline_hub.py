@@ -13,7 +13,7 @@ import torch
 from huggingface_hub import HfApi, constants
 
 from ecad_hub import ArchitectureMismatchError, CacheSchedule, ECADPipeline, Frontier, StepMismatchError
-from ecad_hub.architectures import architecture_of
+from ecad_hub.adapters import architecture_of
 from ecad_hub.cli import main
 from ecad_hub.hooks import apply_schedule
 from ecad_hub.hub import pull

@@ -184,7 +184,7 @@ def test_pareto_helpers():
 def test_initial_population_and_genome():
     from tiny_models import tiny_pixart_config
 
-    from ecad_hub.architectures import architecture_of
+    from ecad_hub.adapters import architecture_of
 
     arch = architecture_of(dict(tiny_pixart_config(num_layers=3), _class_name="PixArtTransformer2DModel"))
     genome = Genome(arch, 10)
@@ -270,7 +270,7 @@ def test_screening_helpers():
     # the surrogate recovers an additive model exactly (up to ridge shrinkage)
     from tiny_models import tiny_pixart_config
 
-    from ecad_hub.architectures import architecture_of
+    from ecad_hub.adapters import architecture_of
 
     genome = Genome(architecture_of(dict(tiny_pixart_config(num_layers=2), _class_name="PixArtTransformer2DModel")), 4)
     w = rng.normal(size=genome.free.size)
@@ -288,8 +288,8 @@ def test_images_per_prompt_and_batching_do_not_change_the_images(tiny_dir, tmp_p
     pipe = DiffusionPipeline.from_pretrained(str(tiny_dir))
     pipe.set_progress_bar_config(disable=True)
     settings = dict(height=64, width=64, num_inference_steps=3, guidance_scale=4.5, max_sequence_length=16)
-    one_call = Evaluator(pipe, "pixart", settings, PROMPTS, images_per_prompt=2, metric=FidelityMetric())
-    batched = Evaluator(pipe, "pixart", settings, PROMPTS, images_per_prompt=2, metric=FidelityMetric(), batch_size=1)
+    one_call = Evaluator(pipe, settings, PROMPTS, images_per_prompt=2, metric=FidelityMetric())
+    batched = Evaluator(pipe, settings, PROMPTS, images_per_prompt=2, metric=FidelityMetric(), batch_size=1)
     a, b = one_call.generate(), batched.generate()
     assert a.shape == (4, 3, 64, 64) and one_call.image_prompts == [PROMPTS[0]] * 2 + [PROMPTS[1]] * 2
     assert one_call.seeds == [0, 1, 2, 3]

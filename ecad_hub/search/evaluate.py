@@ -49,8 +49,8 @@ class Evaluator:
     """Generates a schedule's calibration images and scores them with a metric.
 
     Args:
-        pipe: a loaded diffusers pipeline (PixArt-alpha/Sigma, FLUX or SD3 family).
-        family: ``"pixart"``, ``"flux"`` or ``"sd3"`` (see :class:`~ecad_hub.search.model.ModelInfo`).
+        pipe: a loaded diffusers pipeline whose transformer has an adapter; the adapter
+            (:mod:`ecad_hub.adapters`) encodes the prompts and adds the family's call arguments.
         settings: ``height``, ``width``, ``num_inference_steps``, ``guidance_scale``, ``max_sequence_length``.
         prompts: the calibration prompts.
         images_per_prompt: images per prompt; image ``k`` (prompt-major) uses seed ``image_seed + k``.
@@ -59,10 +59,12 @@ class Evaluator:
         latency_runs: how many timed generations :meth:`evaluate` does when ``measure_latency``.
     """
 
-    def __init__(self, pipe, family: str, settings: dict, prompts: Sequence[str], *, images_per_prompt: int = 1,
+    def __init__(self, pipe, settings: dict, prompts: Sequence[str], *, images_per_prompt: int = 1,
                  image_seed: int = 0, metric=None, batch_size: int | None = None, latency_runs: int = 1):
+        from ..adapters import adapter_for
+
         self.pipe = pipe
-        self.family = family
+        self.adapter = adapter_for(pipe.transformer)
         self.settings = dict(settings)
         self.prompts = list(prompts)
         self.images_per_prompt = int(images_per_prompt)
@@ -84,29 +86,10 @@ class Evaluator:
     def _encode(self) -> dict:
         import torch
 
-        pipe, s = self.pipe, self.settings
-        cfg = self.family != "flux" and s["guidance_scale"] > 1.0
+        s = self.settings
         with torch.no_grad():
-            if self.family == "pixart":
-                pe, pm, ne, nm = pipe.encode_prompt(
-                    self.prompts, do_classifier_free_guidance=cfg, negative_prompt="", num_images_per_prompt=1,
-                    device=self.device, clean_caption=False, max_sequence_length=s["max_sequence_length"])
-                out = {"prompt_embeds": pe, "prompt_attention_mask": pm}
-                if cfg:
-                    out.update(negative_prompt_embeds=ne, negative_prompt_attention_mask=nm)
-            elif self.family == "flux":
-                pe, pooled, _ = pipe.encode_prompt(prompt=self.prompts, prompt_2=None, device=self.device,
-                                                   num_images_per_prompt=1, max_sequence_length=s["max_sequence_length"])
-                out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled}
-            elif self.family == "sd3":
-                pe, ne, pooled, npooled = pipe.encode_prompt(
-                    prompt=self.prompts, prompt_2=None, prompt_3=None, device=self.device, num_images_per_prompt=1,
-                    do_classifier_free_guidance=cfg, negative_prompt="", max_sequence_length=s["max_sequence_length"])
-                out = {"prompt_embeds": pe, "pooled_prompt_embeds": pooled}
-                if cfg:
-                    out.update(negative_prompt_embeds=ne, negative_pooled_prompt_embeds=npooled)
-            else:  # pragma: no cover - adapters only exist for these families
-                raise SearchError(f"no prompt encoding for model family {self.family!r}")
+            out = self.adapter.encode_prompts(self.pipe, self.prompts, guidance_scale=s["guidance_scale"],
+                                              max_sequence_length=s["max_sequence_length"], device=self.device)
         return {k: v.detach() for k, v in out.items() if v is not None}
 
     def _call_kwargs(self, start: int, stop: int) -> dict:
@@ -117,8 +100,7 @@ class Evaluator:
         s = self.settings
         kw.update(height=s["height"], width=s["width"], num_inference_steps=s["num_inference_steps"],
                   guidance_scale=s["guidance_scale"], output_type="pt")
-        if self.family == "pixart":
-            kw.update(negative_prompt=None, use_resolution_binning=False, max_sequence_length=s["max_sequence_length"])
+        kw.update(self.adapter.call_kwargs(s, prompt_embeds=True))
         return kw
 
     # --- generation -------------------------------------------------------------------------

@@ -37,14 +37,19 @@ class ModelInfo:
     scheduler_class: str | None = None
 
     @property
-    def family(self) -> str:
-        from ..architectures import adapter_for
+    def adapter(self):
+        """The :class:`~ecad_hub.adapters.ArchitectureAdapter` of the transformer."""
+        from ..adapters import adapter_for
 
-        return adapter_for(self.transformer_config).family
+        return adapter_for(self.transformer_config)
+
+    @property
+    def family(self) -> str:
+        return self.adapter.family
 
     @property
     def architecture(self):
-        from ..architectures import architecture_of
+        from ..adapters import architecture_of
 
         return architecture_of(self.transformer_config)
 
@@ -71,9 +76,7 @@ class ModelInfo:
         """Generation defaults: height, width, num_inference_steps, guidance_scale, max_sequence_length."""
         if self.base_model == EMBEDDED:
             return _embedded_defaults()
-        cfg = self.transformer_config
-        sample = cfg.get("sample_size")
-        size = 1024 if self.family == "flux" or not sample else int(sample) * self.vae_scale_factor
+        size = self.adapter.default_resolution(self.transformer_config, self.vae_scale_factor)
         return dict(
             height=size, width=size,
             num_inference_steps=20,
@@ -83,11 +86,11 @@ class ModelInfo:
 
     def uses_cfg(self, guidance_scale: float) -> bool:
         """Whether a pipeline call runs the transformer on a (cond, uncond) pair (batch 2 per image)."""
-        return self.family != "flux" and guidance_scale > 1.0
+        return self.adapter.uses_cfg(guidance_scale)
 
     def text_len(self, max_sequence_length: int) -> int:
-        """Text tokens the transformer sees (SD3 prepends 77 CLIP tokens to the T5 ones)."""
-        return max_sequence_length + (77 if self.family == "sd3" else 0)
+        """Text tokens the transformer sees for ``max_sequence_length`` (the adapter's rule)."""
+        return self.adapter.text_len(max_sequence_length)
 
 
 def embedded_path() -> Path:
@@ -109,7 +112,7 @@ def resolve_source(base_model: str) -> tuple[str, bool]:
 
 
 def _read_config(source: str, local: bool, filename: str, revision: str | None) -> dict:
-    from .._io import read_json
+    from ..utils.io import read_json
 
     if local:
         path = Path(source) / filename
@@ -145,7 +148,7 @@ def model_info(base_model: str, revision: str | None = None) -> ModelInfo:
 
 def info_from_pipeline(pipe, base_model: str, revision: str | None = None) -> ModelInfo:
     """:class:`ModelInfo` of an already loaded pipeline."""
-    from ..architectures import load_transformer_config
+    from ..adapters import load_transformer_config
 
     return ModelInfo(
         base_model=base_model, revision=revision, pipeline_class=type(pipe).__name__,

@@ -58,7 +58,7 @@ class PromptSet:
         if not path.is_file():
             raise SearchError(f"{path}: no such prompt file", path=str(path))
         if path.suffix.lower() == ".json":
-            from .._io import read_json
+            from ..utils.io import read_json
 
             doc = read_json(path, error_cls=SearchError)
             items = doc.get("prompts") if isinstance(doc, dict) else doc

@@ -61,11 +61,11 @@ def _save_png(image_hwc, path: Path, upscale: int = UPSCALE) -> None:
 
 def _grid_png(rows: list[tuple[str, object]], prompts: list[str], path: Path) -> None:
     """rows: (label, uint8 images [n_cols, H, W, 3])."""
-    from ..plotting import _figure, _style, save_png_deterministic
+    from ..plotting import new_figure, plot_style, save_png_deterministic
 
     n_rows, n_cols = len(rows), len(prompts)
-    with _style():
-        fig = _figure(1.3 * n_cols + 1.3, 1.3 * n_rows + 1.0)
+    with plot_style():
+        fig = new_figure(1.3 * n_cols + 1.3, 1.3 * n_rows + 1.0)
         left = 1.2 / (1.3 * n_cols + 1.3)
         top = 1 - 0.85 / (1.3 * n_rows + 1.0)
         fig.subplots_adjust(left=left, right=0.99, bottom=0.01, top=top, wspace=0.04, hspace=0.06)
@@ -181,9 +181,7 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
         call = dict(height=settings["height"], width=settings["width"],
                     num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                     output_type="pt")
-        if info.family == "pixart":
-            call.update(use_resolution_binning=False, clean_caption=False,
-                        max_sequence_length=settings["max_sequence_length"])
+        call.update(info.adapter.call_kwargs(settings, prompt_embeds=False))
 
         def generate(prompts):
             gens = [torch.Generator().manual_seed(1000 + i) for i in range(len(prompts))]
@@ -232,9 +230,9 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
 
 
 def run_quickstart(args) -> int:
-    from ..cli_search import _quiet_libraries
+    from ..utils.logging import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     quickstart(args.out, generations=args.generations, population=args.population, seed=args.seed,
                metric=args.metric, num_threads=args.num_threads, base_model=getattr(args, "model", None) or EMBEDDED)
     return 0

@@ -43,7 +43,7 @@ class EvalActor:
         except Exception:  # noqa: BLE001
             pass
         self.genome = Genome(Architecture.from_dict(spec["architecture"]), spec["steps"])
-        self.evaluator = Evaluator(pipe, spec["family"], spec["settings"], spec["prompts"],
+        self.evaluator = Evaluator(pipe, spec["settings"], spec["prompts"],
                                    images_per_prompt=spec["images_per_prompt"], image_seed=spec["image_seed"],
                                    metric=metric, batch_size=spec.get("batch_size"),
                                    latency_runs=spec.get("latency_runs", 1))

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._io import atomic_write_json, read_json
+from ..utils.io import atomic_write_json, read_json
 from ..errors import EcadError, SearchError
 from ..schedule import CacheSchedule
 from .config import EMBEDDED, SEARCH_VERSION, SearchConfig
@@ -180,7 +180,7 @@ def load_init_schedules(refs: list[str], log: Callable[[str], None]) -> list[Cac
     for ref in refs:
         path = Path(ref)
         if path.is_file():
-            from ..cli import load_any_schedule
+            from ..legacy import load_any_schedule
 
             out.append(load_any_schedule(path))
             continue
@@ -288,7 +288,7 @@ class SearchRunner:
             from .ray_backend import RayBackend
 
             spec = dict(
-                base_model=cfg.base_model, revision=cfg.revision, dtype=cfg.dtype, family=self.info.family,
+                base_model=cfg.base_model, revision=cfg.revision, dtype=cfg.dtype,
                 settings=self.settings, prompts=list(self.prompt_set.prompts), images_per_prompt=cfg.images_per_prompt,
                 image_seed=cfg.image_seed, metric_name=self.metric_name, metric_kwargs=cfg.metric_kwargs,
                 metric=self.metric, plugins=self.plugins, batch_size=cfg.batch_size, latency_runs=cfg.latency_runs,
@@ -311,7 +311,7 @@ class SearchRunner:
             self.metric_name, cfg.metric_kwargs, self.plugins, self.device)
         self.metric = metric
         with torch_threads(cfg.num_threads):
-            evaluator = Evaluator(self.pipe, self.info.family, self.settings, self.prompt_set.prompts,
+            evaluator = Evaluator(self.pipe, self.settings, self.prompt_set.prompts,
                                   images_per_prompt=cfg.images_per_prompt, image_seed=cfg.image_seed, metric=metric,
                                   batch_size=cfg.batch_size, latency_runs=cfg.latency_runs)
         return InProcessBackend(evaluator, self.genome, cfg.num_threads)

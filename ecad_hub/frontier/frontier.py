@@ -44,29 +44,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from ._io import dumps_json, new_folder_beside, read_json, replace_folder
-from .errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError
-from .schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule, schema_problems
+from ..utils.io import dumps_json, read_json
+from .layout import (
+    CARD_FILE, CONFIG_FILE, CONFIG_VERSION, FRONTIER_PATTERNS, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
+    PULL_PATTERNS, REPO_ID, SCHEDULES_DIR, assign_names, is_export, write_folder,
+)
+from ..errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError
+from ..schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
+from ..schemas import schema_problems
 
-#: ``ecad_config_version`` this release writes and reads.
-CONFIG_VERSION = 1
-#: ``ecad_frontier_version`` this release writes and reads.
-INDEX_VERSION = 1
-
-CONFIG_FILE = "ecad_config.json"
-INDEX_FILE = "frontier.json"
-CARD_FILE = "README.md"
-PLOT_FILE = "frontier.png"
-SCHEDULES_DIR = "schedules"
-HEATMAPS_DIR = "heatmaps"
-#: What a frontier load downloads from a Hub repo: the small JSON files, nothing else.
-FRONTIER_PATTERNS = [CONFIG_FILE, INDEX_FILE, f"{SCHEDULES_DIR}/*.json"]
-#: What ``pull`` downloads: the JSON files plus the model card and its PNG figures.
-PULL_PATTERNS = [*FRONTIER_PATTERNS, CARD_FILE, PLOT_FILE, f"{HEATMAPS_DIR}/*.png"]
-
-_MANAGED_FILES = {CONFIG_FILE, INDEX_FILE, CARD_FILE, PLOT_FILE}
-_MANAGED_DIRS = (SCHEDULES_DIR, HEATMAPS_DIR)
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SPEEDUP_SPEC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[xX]?\s*$")
 _SEARCH_KEYS = ("population", "generations", "seed", "ecad_hub_version")
 _PROMPT_SET_KEYS = ("name", "sha256", "num_prompts", "images_per_prompt")
@@ -272,7 +258,7 @@ class Frontier:
                 )
         gens = [s.generation for _, s in loaded]
         if profile is None and transformer_config is not None:
-            from .macs import profile_macs
+            from ..macs import profile_macs
 
             h = height or next((g["height"] for g in gens if "height" in g), None)
             w = width or next((g["width"] for g in gens if "width" in g), None)
@@ -316,7 +302,7 @@ class Frontier:
                                          ("guidance_scale", guidance_scale)) if v is not None}
         named: list[CacheSchedule] = []
         renamed: dict[str, str] = {}
-        for (original, s), name in zip(loaded, _assign_names([s for _, s in loaded])):
+        for (original, s), name in zip(loaded, assign_names([s for _, s in loaded])):
             renamed.setdefault(original, name)
             named.append(s.replace(name=name, generation={**generation, **s.generation}))
         frontier = cls(named, base_model=base_model, base_model_revision=revision, pipeline_class=pipeline_class,
@@ -363,9 +349,9 @@ class Frontier:
             raise FrontierError(f"{path}: neither an exported ECAD folder (no {CONFIG_FILE}) "
                                 f"nor a search run directory (no search.json)", path=str(path))
         repo_id = str(path_or_repo_id)
-        if not _REPO_ID.match(repo_id):
+        if not REPO_ID.match(repo_id):
             raise FrontierError(f"{repo_id}: no such folder, and not a Hub repo id (namespace/name)")
-        from .hub import download_files
+        from ..hub import download_files
 
         folder, commit = download_files(repo_id, FRONTIER_PATTERNS, revision=revision, token=token,
                                         cache_dir=cache_dir, local_files_only=local_files_only)
@@ -493,9 +479,9 @@ class Frontier:
     @property
     def family(self) -> str | None:
         """The model family tag of the transformer (``pixart``, ``flux``, ``sd3``), if ecad-hub knows it."""
-        from .architectures import _ADAPTERS
+        from ..adapters import find_adapter
 
-        adapter = _ADAPTERS.get(self.architecture.transformer_class)
+        adapter = find_adapter(self.architecture.transformer_class)
         return adapter.family if adapter is not None else None
 
     def __len__(self) -> int:
@@ -663,8 +649,8 @@ class Frontier:
 
         ``repo_id`` is written into the model card's usage snippet (a placeholder if ``None``).
         """
-        from . import plotting
-        from .hub import model_card
+        from .. import plotting
+        from ..hub import model_card
 
         files = {
             CONFIG_FILE: dumps_json(self.config_dict()).encode(),
@@ -732,7 +718,7 @@ class Frontier:
             >>> frontier.push_to_hub("user/pixart-ecad") is None      # nothing changed
             True
         """
-        from .hub import push_frontier
+        from ..hub import push_frontier
 
         return push_frontier(self, repo_id, private=private, token=token, revision=revision,
                              create_pr=create_pr, commit_message=commit_message)
@@ -781,7 +767,7 @@ def _png(key: tuple, make_figure) -> bytes:
     Rendering is the slow part of an export; a search re-exporting its frontier every
     generation, or a save followed by a push, renders each figure once.
     """
-    from .plotting import png_bytes
+    from ..plotting import png_bytes
 
     if key in _PNG_CACHE:
         _PNG_CACHE.move_to_end(key)
@@ -791,28 +777,6 @@ def _png(key: tuple, make_figure) -> bytes:
     while len(_PNG_CACHE) > _PNG_CACHE_SIZE:
         _PNG_CACHE.popitem(last=False)
     return data
-
-
-def _assign_names(schedules: Sequence[CacheSchedule]) -> list[str]:
-    """``ecad-<speedup>x`` names for schedules in frontier order (see :meth:`Frontier.from_schedules`).
-
-    Two decimals; schedules whose two-decimal names collide get three; names still equal get
-    ``-2``, ``-3`` ... in order. A schedule without recorded MACs keeps its own name.
-    """
-    def stem(s: CacheSchedule, digits: int) -> str:
-        return f"ecad-{s.mac_speedup:.{digits}f}x" if s.mac_speedup else s.name
-
-    short = [stem(s, 2) for s in schedules]
-    stems = [stem(s, 3) if s.mac_speedup and short.count(short[i]) > 1 else short[i]
-             for i, s in enumerate(schedules)]
-    names: list[str] = []
-    for base in stems:
-        name, k = base, 1
-        while name in names:
-            k += 1
-            name = f"{base}-{k}"
-        names.append(name)
-    return names
 
 
 def _clean_search(search: Mapping | None) -> dict | None:
@@ -830,40 +794,3 @@ def _clean_search(search: Mapping | None) -> dict | None:
         if search.get(key) is not None:
             out[key] = search[key]
     return out or None
-
-
-def is_export(folder: Path) -> bool:
-    return (folder / CONFIG_FILE).is_file()
-
-
-def write_folder(target: Path, files: Mapping[str, bytes]) -> None:
-    """Write ``files`` as the folder ``target``, atomically (temp folder beside it, then a rename).
-
-    An existing ECAD export at ``target`` is replaced, keeping files ecad-hub does not manage;
-    any other non-empty folder is refused with :class:`FrontierError`.
-    """
-    target = Path(target)
-    if target.exists():
-        if not target.is_dir():
-            raise FrontierError(f"{target}: exists and is not a folder")
-        if any(target.iterdir()) and not is_export(target):
-            raise FrontierError(f"{target}: refusing to replace a non-empty folder that is not an ECAD export "
-                                f"(no {CONFIG_FILE}); choose an empty or new folder")
-    tmp = new_folder_beside(target)
-    try:
-        for rel, data in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        if target.is_dir():
-            for item in target.iterdir():
-                if item.name in _MANAGED_FILES or item.name in _MANAGED_DIRS:
-                    continue
-                if item.is_dir() and not item.is_symlink():
-                    shutil.copytree(item, tmp / item.name, symlinks=True)
-                else:
-                    shutil.copy2(item, tmp / item.name, follow_symlinks=False)
-        replace_folder(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

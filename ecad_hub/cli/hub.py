@@ -7,7 +7,7 @@
     ecad-hub browse --base-model PixArt-alpha/PixArt-XL-2-256x256 --plot frontiers.png
     ecad-hub generate --repo user/pixart-ecad --schedule 2.5x --prompt "a red fox" -o fox.png
 
-Registered through :data:`ecad_hub.cli._EXTENSIONS`; every handler raises
+Added by :func:`add_parsers` (see :mod:`ecad_hub.cli`); every handler raises
 :class:`~ecad_hub.errors.EcadError` on bad input (exit status 1).
 """
 
@@ -20,12 +20,13 @@ import time
 import warnings
 from pathlib import Path
 
-from . import cli
-from .errors import EcadError, FrontierError
+from ..errors import EcadError, FrontierError
+from ..legacy import load_any_schedule
 
 
-def _add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="assemble a frontier (search run or schedule files) into a folder")
+    p.set_defaults(handler=cmd_export)
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR|SCHEDULE",
                    help="a search run directory, or schedule files / folders of them (v1 or legacy)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (replaced atomically)")
@@ -40,6 +41,7 @@ def _add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo", metavar="ID", help="repo id to show in the model card's usage snippet")
 
     p = sub.add_parser("push", help="publish a frontier folder or search run to a Hub repo (one commit)")
+    p.set_defaults(handler=cmd_push)
     p.add_argument("path", metavar="RUN_DIR|DIR")
     p.add_argument("--repo", required=True, metavar="ID", help="target model repo, e.g. user/pixart-ecad")
     p.add_argument("--private", action="store_true", help="create the repo private (if it does not exist)")
@@ -49,12 +51,14 @@ def _add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="Hub token (default: the logged-in one)")
 
     p = sub.add_parser("pull", help="download an ECAD repo's schedules, card and plots (no weights)")
+    p.set_defaults(handler=cmd_pull)
     p.add_argument("repo", metavar="ID")
     p.add_argument("--revision", metavar="REV", help="branch, tag or commit sha")
     p.add_argument("--out", metavar="DIR", help="copy into this folder (default: print the cache folder)")
     p.add_argument("--token", help="Hub token (for private repos)")
 
     p = sub.add_parser("browse", help="list ECAD frontiers on the Hub")
+    p.set_defaults(handler=cmd_browse)
     p.add_argument("--base-model", metavar="ID", help="only frontiers for this base model")
     p.add_argument("--author", help="only repos of this user or organisation")
     p.add_argument("--search", help="substring of the repo id")
@@ -63,6 +67,7 @@ def _add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="Hub token (for private repos)")
 
     p = sub.add_parser("generate", help="generate an image with an ECAD schedule")
+    p.set_defaults(handler=cmd_generate)
     p.add_argument("--repo", required=True, metavar="ID|DIR", help="ECAD repo id, exported folder or search run")
     p.add_argument("--schedule", metavar="NAME|SPEEDUP",
                    help="schedule name or MAC speedup, e.g. 2.5x (default: the repo's default)")
@@ -84,18 +89,16 @@ def _add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="extra pipeline call argument, VALUE parsed as JSON if possible (repeatable)")
 
 
-cli._EXTENSIONS.append(_add_parsers)
 
 
 # --------------------------------------------------------------------------------------------
 # handlers
 # --------------------------------------------------------------------------------------------
 
-@cli.command("export")
 def cmd_export(args) -> int:
     """Build a frontier from a search run or schedule files and write it to --out."""
-    from .frontier import Frontier
-    from .schedule import iter_schedule_files
+    from ..frontier import Frontier
+    from ..schedule import iter_schedule_files
 
     first = Path(args.inputs[0])
     overrides = {k: v for k, v in dict(
@@ -115,7 +118,7 @@ def cmd_export(args) -> int:
         files = iter_schedule_files(args.inputs)
         if not files:
             raise FrontierError("no schedule files found")
-        schedules = [cli.load_any_schedule(f, architecture=args.transformer_config) for f in files]
+        schedules = [load_any_schedule(f, architecture=args.transformer_config) for f in files]
         frontier = Frontier.from_schedules(schedules, transformer_config=args.transformer_config,
                                            default=args.default, **overrides)
     out = frontier.save_pretrained(args.out, repo_id=args.repo)
@@ -124,10 +127,9 @@ def cmd_export(args) -> int:
     return 0
 
 
-@cli.command("push")
 def cmd_push(args) -> int:
     """Publish a frontier folder or search run to --repo in one commit."""
-    from .frontier import Frontier
+    from ..frontier import Frontier
 
     frontier = Frontier.load(args.path)
     info = frontier.push_to_hub(args.repo, private=args.private or None, token=args.token,
@@ -141,19 +143,17 @@ def cmd_push(args) -> int:
     return 0
 
 
-@cli.command("pull")
 def cmd_pull(args) -> int:
     """Download an ECAD repo's JSON, README and PNG files; print the folder."""
-    from .hub import pull
+    from ..hub import pull
 
     print(pull(args.repo, revision=args.revision, out=args.out, token=args.token))
     return 0
 
 
-@cli.command("browse")
 def cmd_browse(args) -> int:
     """List ECAD frontiers on the Hub; --plot overlays those of one base model."""
-    from .hub import browse, summaries_table
+    from ..hub import browse, summaries_table
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -166,7 +166,7 @@ def cmd_browse(args) -> int:
         return 0
     print(summaries_table(summaries))
     if args.plot:
-        from .plotting import plot_frontier
+        from ..plotting import plot_frontier
 
         bases = sorted({s.base_model for s in summaries})
         if len(bases) > 1:
@@ -188,12 +188,11 @@ def _call_value(text: str):
         return text
 
 
-@cli.command("generate")
 def cmd_generate(args) -> int:
     """Generate one image with an ECAD schedule; print the time and the schedule used."""
     import torch
 
-    from .pipeline import ECADPipeline
+    from ..pipeline import ECADPipeline
 
     extra = {}
     for item in args.arg:

@@ -1,4 +1,4 @@
-"""CLI commands ``ecad-hub search`` and ``ecad-hub quickstart`` (registered as a cli extension)."""
+"""CLI commands ``ecad-hub search`` and ``ecad-hub quickstart`` (added by :func:`add_parsers`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from . import cli
+from ..utils.logging import quiet_libraries
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -31,6 +32,7 @@ def _add_search_parser(sub) -> None:
                     "directory (search.json, generations/, evaluations.json, front/*.json, frontier.png, log.txt); "
                     "--resume continues it after an interruption. Publish the front with "
                     "`ecad-hub export RUN_DIR --out DIR` and `ecad-hub push DIR --repo you/name`.")
+    p.set_defaults(handler=cmd_search)
     g = p.add_argument_group("model")
     g.add_argument("--model", default="embedded", metavar="ID|PATH",
                    help="diffusers pipeline (Hub id or folder); default: the embedded digits model")
@@ -92,6 +94,7 @@ def _add_quickstart_parser(sub) -> None:
         description="The whole ecad-hub workflow on the embedded digits model, offline on a CPU: a short search, "
                     "the frontier exported as a Hub-ready folder, loaded back with ECADPipeline, images with and "
                     "without caching, a comparison grid and a table of MAC and wall-clock speedups.")
+    p.set_defaults(handler=cmd_quickstart)
     p.add_argument("--out", default="quickstart-out", metavar="DIR", help="output folder (default ./quickstart-out)")
     p.add_argument("--generations", type=int, default=None, help="search generations (default 5)")
     p.add_argument("--population", type=int, default=None, help="search population (default 16)")
@@ -101,13 +104,9 @@ def _add_quickstart_parser(sub) -> None:
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)  # another pipeline folder (development)
 
 
-def _extend(sub) -> None:
+def add_parsers(sub) -> None:
     _add_search_parser(sub)
     _add_quickstart_parser(sub)
-
-
-if _extend not in cli._EXTENSIONS:
-    cli._EXTENSIONS.append(_extend)
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +114,7 @@ if _extend not in cli._EXTENSIONS:
 # --------------------------------------------------------------------------------------------
 
 def _config_from_args(args):
-    from .search import SearchConfig
+    from ..search import SearchConfig
 
     dedup = {"archive": "archive", "population": True, "off": False, None: None}[args.eliminate_duplicates]
     return SearchConfig(
@@ -145,11 +144,10 @@ def front_table(schedules, metric: str | None = None) -> str:
                      for r in rows)
 
 
-@cli.command("search")
 def cmd_search(args) -> int:
-    from .search import default_run_dir, run_search
+    from ..search import default_run_dir, run_search
 
-    _quiet_libraries()
+    quiet_libraries()
     config = _config_from_args(args)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     result = run_search(config, run_dir, plugins=args.plugin, resume=args.resume,
@@ -162,38 +160,11 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _quiet_libraries() -> None:
-    """No diffusers/transformers loading bars and deprecation chatter in CLI output."""
-    import logging
-    import os
-    import warnings
-
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("diffusers", "transformers"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from diffusers.utils import logging as dlog
-
-        dlog.disable_progress_bar()
-        dlog.set_verbosity_error()
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        from transformers.utils import logging as tlog
-
-        tlog.disable_progress_bar()
-        tlog.set_verbosity_error()
-    except Exception:  # noqa: BLE001
-        pass
-
-
 # --------------------------------------------------------------------------------------------
 # quickstart
 # --------------------------------------------------------------------------------------------
 
-@cli.command("quickstart")
 def cmd_quickstart(args) -> int:
-    from .search.quickstart import run_quickstart
+    from ..search.quickstart import run_quickstart
 
     return run_quickstart(args)

@@ -1,44 +1,47 @@
-"""The ``ecad-hub`` command line.
+"""Format commands of the ``ecad-hub`` CLI: import, validate, show, macs.
 
-Every command prints one line per problem and exits with status 1 on bad input (any
-:class:`~ecad_hub.errors.EcadError`), 130 on Ctrl-C, 0 on success. Run ``ecad-hub COMMAND -h``.
+    ecad-hub import legacy/*.json --out schedules/          # ECAD-reference / SmoothCache -> v1
+    ecad-hub validate schedules/                            # one line per problem; exit 1 if any
+    ecad-hub show schedules/ours_fast.json                  # summary + ASCII heatmap
+    ecad-hub macs schedules/ours_fast.json --transformer-config config.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Callable
 
-from .errors import EcadError, ScheduleError
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+from ..errors import EcadError, ScheduleError
+from ..legacy import load_any_schedule
 
 
-def command(name: str):
-    def register(fn):
-        COMMANDS[name] = fn
-        return fn
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="convert ECAD-reference / SmoothCache schedules to v1 files")
+    p.set_defaults(handler=cmd_import)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--transformer-config", metavar="CONFIG", help="architecture (required for SmoothCache files)")
+    p.add_argument("--base-model", help="record the base model id the schedule is for")
+    p.add_argument("--height", type=int, help="record the image height the schedule is for")
+    p.add_argument("--width", type=int, help="record the image width the schedule is for")
 
-    return register
+    p = sub.add_parser("validate", help="validate v1 schedule files; exit 1 if any is invalid")
+    p.set_defaults(handler=cmd_validate)
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
 
+    p = sub.add_parser("show", help="summary and ASCII heatmap of a schedule")
+    p.set_defaults(handler=cmd_show)
+    p.add_argument("path", metavar="PATH")
+    _add_profile_args(p, required=False)
 
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-
-def load_any_schedule(path: str | os.PathLike, architecture=None):
-    """A v1 schedule, or a legacy (ECAD / SmoothCache) file imported on the fly."""
-    from ._io import read_json
-    from .schedule import MAX_SCHEDULE_BYTES, CacheSchedule
-
-    doc = read_json(path, error_cls=ScheduleError, max_bytes=MAX_SCHEDULE_BYTES)
-    if isinstance(doc, dict) and "ecad_schedule_version" not in doc:
-        return CacheSchedule.from_legacy(path, architecture=architecture)
-    return CacheSchedule.from_dict(doc, source=str(path))
+    p = sub.add_parser("macs", help="MACs per step and speedup of a schedule")
+    p.set_defaults(handler=cmd_macs)
+    p.add_argument("schedule", metavar="SCHEDULE")
+    _add_profile_args(p, required=True)
+    p.add_argument("--json", action="store_true", help="print JSON (step_macs, total_macs, all_compute_macs, speedup)")
 
 
 def ascii_heatmap(schedule, *, max_width: int = 120, macs_per_step: list[int] | None = None) -> str:
@@ -87,14 +90,14 @@ def _add_profile_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--height", type=int, help="image height in pixels (default: the schedule's, else 256)")
     p.add_argument("--width", type=int, help="image width in pixels (default: the schedule's, else 256)")
     p.add_argument("--batch-size", type=int, default=2, help="images per transformer forward (default 2: a CFG pair)")
-    p.add_argument("--text-len", type=int, default=None, help="text tokens (default: 120 PixArt, 512 FLUX, 333 SD3)")
+    p.add_argument("--text-len", type=int, default=None, help="text tokens (default: the architecture's usual count, e.g. 120 for PixArt)")
     p.add_argument("--vae-scale-factor", type=int, default=8, help="pixels per latent (default 8)")
     p.add_argument("--attention-scores", action="store_true",
                    help="also count attention score/value products (the ECAD figures do not)")
 
 
 def _profile_for(args, schedule):
-    from .macs import profile_macs
+    from ..macs import profile_macs
 
     gen = schedule.generation
     height = args.height or gen.get("height") or 256
@@ -107,14 +110,9 @@ def _profile_for(args, schedule):
         raise EcadError(f"cannot profile {args.transformer_config}: {e}") from None
 
 
-# --------------------------------------------------------------------------------------------
-# format commands
-# --------------------------------------------------------------------------------------------
-
-@command("import")
 def cmd_import(args) -> int:
     """Convert legacy schedules to v1 files in --out (all converted before any is written)."""
-    from .legacy import from_legacy
+    from ..legacy import from_legacy
 
     generation = {k: v for k, v in (("base_model", args.base_model), ("height", args.height), ("width", args.width)) if v}
     converted = []
@@ -132,10 +130,9 @@ def cmd_import(args) -> int:
     return 0
 
 
-@command("validate")
 def cmd_validate(args) -> int:
     """Validate v1 schedule files (folders are searched for *.json); one line per problem."""
-    from .schedule import iter_schedule_files, validate_file
+    from ..schedule import iter_schedule_files, validate_file
 
     files = iter_schedule_files(args.paths)
     if not files:
@@ -156,7 +153,6 @@ def cmd_validate(args) -> int:
     return 0
 
 
-@command("show")
 def cmd_show(args) -> int:
     """Summary and per-step ASCII heatmap of a schedule (v1 or legacy)."""
     schedule = load_any_schedule(args.path, architecture=args.transformer_config)
@@ -173,7 +169,6 @@ def cmd_show(args) -> int:
     return 0
 
 
-@command("macs")
 def cmd_macs(args) -> int:
     """Per-step and total MACs of a schedule for a transformer config."""
     schedule = load_any_schedule(args.schedule, architecture=args.transformer_config)
@@ -196,78 +191,3 @@ def cmd_macs(args) -> int:
         for s, m in enumerate(step):
             print(f"  step {s:>3}: {m:>20,}")
     return 0
-
-
-# --------------------------------------------------------------------------------------------
-# parser
-# --------------------------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="ecad-hub", description="Learned caching schedules for diffusion transformers.")
-    parser.add_argument("--version", action="version", version=f"ecad-hub {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("import", help="convert ECAD-reference / SmoothCache schedules to v1 files")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--transformer-config", metavar="CONFIG", help="architecture (required for SmoothCache files)")
-    p.add_argument("--base-model", help="record the base model id the schedule is for")
-    p.add_argument("--height", type=int, help="record the image height the schedule is for")
-    p.add_argument("--width", type=int, help="record the image width the schedule is for")
-
-    p = sub.add_parser("validate", help="validate v1 schedule files; exit 1 if any is invalid")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
-
-    p = sub.add_parser("show", help="summary and ASCII heatmap of a schedule")
-    p.add_argument("path", metavar="PATH")
-    _add_profile_args(p, required=False)
-
-    p = sub.add_parser("macs", help="MACs per step and speedup of a schedule")
-    p.add_argument("schedule", metavar="SCHEDULE")
-    _add_profile_args(p, required=True)
-    p.add_argument("--json", action="store_true", help="print JSON (step_macs, total_macs, all_compute_macs, speedup)")
-
-    for extend in _EXTENSIONS:
-        extend(sub)
-    return parser
-
-
-#: functions adding more sub-commands (hub, search, quickstart); each registers with @command
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def main(argv: list[str] | None = None) -> int:
-    _load_extensions()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 1
-    try:
-        return COMMANDS[args.command](args)
-    except EcadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `ecad-hub show x | head`
-        return 0
-
-
-def _load_extensions() -> None:
-    import importlib
-
-    for module in ("ecad_hub.cli_hub", "ecad_hub.cli_search"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

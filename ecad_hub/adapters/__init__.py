@@ -1,0 +1,116 @@
+"""Architecture adapters: one file per diffusers transformer family ecad-hub can schedule.
+
+``base.py`` defines the contract (:class:`ArchitectureAdapter`); ``pixart.py``, ``flux.py`` and
+``sd3.py`` implement it; this module keeps the registry and looks adapters up for a model, a
+config or a class name. Everything ecad-hub knows about a family lives in its adapter file: no
+other module names a family. Adding an architecture is one new file with a subclass, registered
+with :func:`register_adapter` (see README, "Where to change what").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ScheduleError, UnsupportedModelError
+from ..schedule import Architecture
+from .base import ArchitectureAdapter, LegacyLayout
+from .flux import FluxAdapter
+from .pixart import PixArtAdapter
+from .sd3 import SD3Adapter
+
+__all__ = ["ArchitectureAdapter", "LegacyLayout", "register_adapter", "adapters", "supported_classes",
+           "get_adapter", "adapter_for", "find_adapter", "architecture_of", "load_transformer_config",
+           "class_name_of", "PixArtAdapter", "FluxAdapter", "SD3Adapter"]
+
+_ADAPTERS: dict[str, ArchitectureAdapter] = {}
+
+
+def register_adapter(adapter: ArchitectureAdapter) -> ArchitectureAdapter:
+    """Register an adapter instance for its ``transformer_class``; returns it."""
+    _ADAPTERS[adapter.transformer_class] = adapter
+    return adapter
+
+
+for _cls in (PixArtAdapter, FluxAdapter, SD3Adapter):
+    register_adapter(_cls())
+
+
+def supported_classes() -> list[str]:
+    """The transformer class names with a registered adapter, sorted."""
+    return sorted(_ADAPTERS)
+
+
+def adapters() -> list[ArchitectureAdapter]:
+    """Every registered adapter, sorted by transformer class."""
+    return [_ADAPTERS[name] for name in supported_classes()]
+
+
+def find_adapter(transformer_class: str) -> ArchitectureAdapter | None:
+    """The adapter registered for ``transformer_class``, or ``None``."""
+    return _ADAPTERS.get(transformer_class)
+
+
+def get_adapter(transformer_class: str) -> ArchitectureAdapter:
+    try:
+        return _ADAPTERS[transformer_class]
+    except KeyError:
+        raise UnsupportedModelError(
+            f"no ecad-hub adapter for {transformer_class}; supported: {', '.join(supported_classes())}"
+        ) from None
+
+
+def load_transformer_config(config) -> dict:
+    """A transformer config as a dict, from a dict, a ``config.json`` path/folder, or a model (its ``.config``)."""
+    if isinstance(config, Mapping):
+        return dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        path = Path(config)
+        if path.is_dir():
+            path = path / "config.json"
+        from ..utils.io import read_json
+
+        return read_json(path, error_cls=ScheduleError)
+    cfg = getattr(config, "config", None)
+    if cfg is not None:
+        d = dict(cfg)
+        d.setdefault("_class_name", type(config).__name__)
+        return d
+    raise TypeError(f"expected a transformer, a config dict or a config path, got {type(config).__name__}")
+
+
+def class_name_of(obj) -> str:
+    """The transformer class name of a model, a config dict or a config path."""
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return type(obj).__name__
+    cfg = load_transformer_config(obj)
+    name = cfg.get("_class_name")
+    if not name:
+        raise UnsupportedModelError("the transformer config has no _class_name; cannot tell the architecture")
+    return name
+
+
+def adapter_for(obj) -> ArchitectureAdapter:
+    """The adapter of a transformer model, config dict, config path, or class name."""
+    if isinstance(obj, str) and obj in _ADAPTERS:
+        return _ADAPTERS[obj]
+    return get_adapter(class_name_of(obj))
+
+
+def architecture_of(obj) -> Architecture:
+    """The :class:`Architecture` of a transformer (module, config dict or path) or a pipeline.
+
+    Example::
+
+        >>> architecture_of("configs/pixart_xl_2_256_transformer.json").describe()
+        'PixArtTransformer2DModel(transformer_blocks[28]x{attn1,attn2,ff})'
+    """
+    if isinstance(obj, Architecture):
+        return obj
+    transformer = getattr(obj, "transformer", None)
+    if transformer is not None and not isinstance(obj, Mapping):
+        obj = transformer
+    return adapter_for(obj).architecture(load_transformer_config(obj))

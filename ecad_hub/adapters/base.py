@@ -1,0 +1,148 @@
+"""The adapter contract: everything ecad-hub knows about one transformer family.
+
+An :class:`ArchitectureAdapter` subclass is the only place a model family is named. It says
+
+* which block groups and sub-modules the transformer has (:meth:`~ArchitectureAdapter.architecture`;
+  names are the diffusers attribute names, so a schedule addresses ``transformer.<group>[i].<component>``)
+  and which names other tools use for them (:attr:`~ArchitectureAdapter.component_aliases`);
+* the dummy inputs of one forward for MAC profiling (:meth:`~ArchitectureAdapter.profile_inputs`)
+  and how pixels map to latents (:meth:`~ArchitectureAdapter.latent_size`);
+* how to assemble a fully reused block from cached outputs (:meth:`~ArchitectureAdapter.fast_path`,
+  used by :mod:`ecad_hub.hooks`);
+* how its diffusers pipeline is driven by a search: default resolution, classifier-free-guidance
+  rule, text length seen by the transformer, prompt encoding and call arguments;
+* how the ECAD authors' legacy JSON lays out its schedules (:meth:`~ArchitectureAdapter.legacy_layout`).
+
+Every method has a default that suits a single-group, PixArt-like model; a family overrides
+what differs. Register an instance with :func:`ecad_hub.adapters.register_adapter`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from ..schedule import Architecture
+
+
+class LegacyLayout:
+    """How one ECAD-reference ``cache_schedule`` maps onto an :class:`Architecture`.
+
+    ``groups`` maps each group name to ``(legacy block keys in block order, {legacy component:
+    diffusers component})``.
+    """
+
+    def __init__(self, architecture: Architecture, groups: Mapping[str, tuple[list[str], Mapping[str, str]]]):
+        self.architecture = architecture
+        self.groups = dict(groups)
+
+
+class ArchitectureAdapter:
+    """Describes one transformer class. Subclasses fill in the class attributes and methods."""
+
+    #: diffusers class name, e.g. ``"PixArtTransformer2DModel"``
+    transformer_class: str = ""
+    #: model family tag used on the Hub (e.g. ``pixart``)
+    family: str = ""
+    #: text tokens used for MAC profiling when none are given
+    default_text_len: int = 120
+    #: component names other tools use -> diffusers names (SmoothCache import)
+    component_aliases: Mapping[str, str] = {}
+
+    # --- structure ------------------------------------------------------------------------
+    def architecture(self, config: Mapping[str, Any]) -> Architecture:
+        raise NotImplementedError
+
+    def profile_inputs(self, config: Mapping[str, Any], latent_height: int, latent_width: int,
+                       batch_size: int, text_len: int, device) -> dict:
+        """Keyword arguments for one transformer forward at the given latent size."""
+        raise NotImplementedError
+
+    def fast_path(self, block) -> Callable | None:
+        """A function ``(block, cached, args, kwargs) -> output`` assembling a fully reused block.
+
+        ``cached`` maps component names to their kept outputs. The function must return exactly
+        what the block's ``forward`` would return when every component returns its cached
+        output, doing only the elementwise work the output needs; it returns ``None`` to fall
+        back to the block's own forward (unexpected inputs, missing cache entries). Returns
+        ``None`` when the block is not of the structure the fast path was written for.
+        """
+        return None
+
+    def latent_size(self, config: Mapping[str, Any], height: int, width: int, vae_scale_factor: int) -> tuple[int, int]:
+        if height % vae_scale_factor or width % vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of the VAE scale factor {vae_scale_factor}")
+        return height // vae_scale_factor, width // vae_scale_factor
+
+    # --- driving the pipeline (search, quickstart, benchmarks) ------------------------------
+    def default_resolution(self, config: Mapping[str, Any], vae_scale_factor: int) -> int:
+        """Default image side in pixels: the transformer's ``sample_size`` in pixels (1024 if unknown)."""
+        sample = config.get("sample_size")
+        return int(sample) * int(vae_scale_factor) if sample else 1024
+
+    def uses_cfg(self, guidance_scale: float) -> bool:
+        """Whether a pipeline call runs the transformer on a (cond, uncond) pair (batch 2 per image)."""
+        return guidance_scale > 1.0
+
+    def text_len(self, max_sequence_length: int) -> int:
+        """Text tokens the transformer sees for a pipeline's ``max_sequence_length``."""
+        return int(max_sequence_length)
+
+    def encode_prompts(self, pipe, prompts: list[str], *, guidance_scale: float, max_sequence_length: int,
+                       device) -> dict:
+        """Prompt embeddings for ``prompts`` as pipeline call keyword arguments (``prompt_embeds``, ...).
+
+        Computed once per search with the pipeline's own ``encode_prompt``; every tensor has one
+        row per prompt (the caller selects rows per image).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not say how to encode prompts for a search")
+
+    def call_kwargs(self, settings: Mapping[str, Any], *, prompt_embeds: bool) -> dict:
+        """Extra pipeline call arguments for generation with ``settings`` (``max_sequence_length``, ...).
+
+        ``prompt_embeds``: whether the call passes the embeddings of :meth:`encode_prompts`
+        instead of prompt strings.
+        """
+        return {}
+
+    # --- legacy files -----------------------------------------------------------------------
+    def legacy_layout(self, cache_schedule: Mapping[str, Any], source: str) -> LegacyLayout | None:
+        """The layout of an ECAD-reference ``cache_schedule`` object written for this family.
+
+        ``None`` when the file is not of this family's layout. Raise
+        :class:`~ecad_hub.errors.LegacyFormatError` for a file of this family that is malformed.
+        """
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for fast paths: the elementwise tail of a block whose sub-modules are all reused.
+# Each fast path mirrors, operation for operation, the lines of the diffusers block's forward
+# that combine sub-module outputs with the residual stream, so the result is bit-identical to
+# running the block with every component returning its cached output (tested).
+# --------------------------------------------------------------------------------------------
+
+def arg(args: tuple, kwargs: dict, name: str, index: int, default=None):
+    """A forward argument given by keyword or position."""
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def is_ada_zero(norm, chunks: int) -> bool:
+    """An adaLN-Zero norm whose modulation is ``linear(silu(emb))`` with ``chunks`` outputs."""
+    linear = getattr(norm, "linear", None)
+    return (linear is not None and getattr(norm, "emb", None) is None and hasattr(norm, "silu")
+            and linear.out_features % chunks == 0)
+
+
+def modulation(norm, temb, chunks: int):
+    return norm.linear(norm.silu(temb)).chunk(chunks, dim=1)
+
+
+def positive_int(value: Any, where: str, source: str) -> int:
+    """A positive integer read from a legacy file, or :class:`LegacyFormatError` naming ``where``."""
+    from ..errors import LegacyFormatError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LegacyFormatError(f"{source}: {where}: expected a positive integer, got {value!r}", path=source)
+    return value

@@ -1,0 +1,55 @@
+"""The ``ecad-hub`` command line.
+
+Every command prints one line per problem and exits with status 1 on bad input (any
+:class:`~ecad_hub.errors.EcadError`), 130 on Ctrl-C, 0 on success. Run ``ecad-hub COMMAND -h``.
+
+The commands live in :mod:`.format` (import, validate, show, macs), :mod:`.hub` (export, push,
+pull, browse, generate) and :mod:`.search` (search, quickstart); each module's
+``add_parsers(sub)`` adds its sub-commands with their handler (``set_defaults(handler=...)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import EcadError
+from . import format as format_commands
+from . import hub as hub_commands
+from . import search as search_commands
+
+#: the modules adding sub-commands, in ``--help`` order
+COMMAND_MODULES = (format_commands, hub_commands, search_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="ecad-hub", description="Learned caching schedules for diffusion transformers.")
+    parser.add_argument("--version", action="version", version=f"ecad-hub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 1
+    try:
+        return args.handler(args)
+    except EcadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `ecad-hub show x | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Small helpers below everything else: atomic JSON/file I/O (:mod:`.io`), library logging (:mod:`.logging`)."""
