@@ -12,7 +12,7 @@ IR_VENV    ?= .venv-image-reward
 IR_PY       = $(IR_VENV)/bin/python
 IR_PIP      = $(IR_PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup quickstart test test-main test-image-reward clean
+.PHONY: setup quickstart test test-main lint-imports test-image-reward clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,11 @@ quickstart: setup
 test: test-main test-image-reward
 
 test-main: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
+
+lint-imports: setup
+	$(VENV)/bin/lint-imports
 
 test-image-reward: $(IR_VENV)/.installed
 	$(IR_PY) -m pytest tests/test_metric_image_reward.py

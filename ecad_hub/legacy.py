@@ -273,7 +273,7 @@ def _ecad_generation(cfg: Any) -> dict:
 
 
 def _add_version(provenance: dict) -> None:
-    from . import __version__
+    from .version import __version__
 
     provenance["ecad_hub_version"] = __version__
 

@@ -154,12 +154,7 @@ def _instantiate_meta(transformer_or_config):
 
     config = load_transformer_config(transformer_or_config)
     adapter = adapter_for(transformer_or_config)
-    if isinstance(transformer_or_config, torch.nn.Module):
-        cls = type(transformer_or_config)
-    else:
-        import diffusers
-
-        cls = getattr(diffusers, adapter.transformer_class)
+    cls = type(transformer_or_config) if isinstance(transformer_or_config, torch.nn.Module) else adapter.model_class()
     clean = {k: v for k, v in config.items() if not k.startswith("_")}
     with torch.device("meta"):
         model = cls.from_config(clean)

@@ -52,6 +52,21 @@ class ArchitectureAdapter:
     def architecture(self, config: Mapping[str, Any]) -> Architecture:
         raise NotImplementedError
 
+    def model_class(self):
+        """The transformer class, to build a weightless copy from a config (MAC profiling).
+
+        Default: the diffusers class named :attr:`transformer_class`.
+        """
+        import diffusers
+
+        from ..errors import UnsupportedModelError
+
+        cls = getattr(diffusers, self.transformer_class, None)
+        if cls is None:
+            raise UnsupportedModelError(f"diffusers {diffusers.__version__} has no class {self.transformer_class}; "
+                                        f"{type(self).__name__} must override model_class()")
+        return cls
+
     def profile_inputs(self, config: Mapping[str, Any], latent_height: int, latent_width: int,
                        batch_size: int, text_len: int, device) -> dict:
         """Keyword arguments for one transformer forward at the given latent size."""

@@ -23,7 +23,7 @@ COMMAND_MODULES = (format_commands, hub_commands, search_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(prog="ecad-hub", description="Learned caching schedules for diffusion transformers.")
     parser.add_argument("--version", action="version", version=f"ecad-hub {__version__}")
