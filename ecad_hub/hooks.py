@@ -464,13 +464,3 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
     handle = ScheduleHandle(transformer, schedule, pipe)
     handle._install(fast_path)
     return handle
-
-
-def remove_schedule(pipe_or_transformer) -> bool:
-    """Remove whatever schedule is applied; returns whether one was."""
-    transformer, _ = _resolve(pipe_or_transformer)
-    handle = getattr(transformer, "_ecad_handle", None)
-    if handle is None:
-        return False
-    handle.remove()
-    return True

@@ -26,7 +26,7 @@ import numpy as np
 
 from .utils.io import read_json
 from .errors import LegacyFormatError, ScheduleError, UnsupportedFeatureError
-from .schedule import MAX_SCHEDULE_BYTES, Architecture, BlockGroup, CacheSchedule
+from .schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 

@@ -18,7 +18,6 @@ per fully reused step). Pass ``attention_scores=True`` to count them too.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -285,8 +284,3 @@ def counted_global(counts, attention_scores: bool) -> int:
     ops = counts.get("Global", {})
     attn = sum(v for op, v in ops.items() if str(op).startswith(_ATTENTION_PRODUCT_OPS))
     return (sum(ops.values()) - (0 if attention_scores else attn)) // 2
-
-
-def load_profile(path) -> MacProfile:
-    with open(path, encoding="utf-8") as f:
-        return MacProfile.from_dict(json.load(f))

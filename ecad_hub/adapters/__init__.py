@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from ..errors import ScheduleError, UnsupportedModelError
 from ..schedule import Architecture

@@ -40,7 +40,6 @@ from __future__ import annotations
 from dataclasses import dataclass, astuple
 from functools import lru_cache
 import re
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -382,14 +381,6 @@ def calibration_prompts(n: int = 16, seed: int = 0) -> list[str]:
         vals = np.resize(np.arange(len(v)), n)
         labels[k] = vals[rng.permutation(n)]
     return captions_of(labels)
-
-
-def labels_of_prompts(prompts: Sequence[str]) -> list[Attributes]:
-    return [parse_caption(p) for p in prompts]
-
-
-def iter_vocabulary() -> Iterable[str]:
-    return iter(VOCABULARY)
 
 
 # --------------------------------------------------------------------------- tokenizer
