@@ -59,12 +59,18 @@ _COMPONENT_HOOK = "ecad_component"
 # --------------------------------------------------------------------------------------------
 
 class ECADState(BaseState):
-    """State of one denoising loop (per cache context): step counter and kept outputs."""
+    """State of one stream of transformer forwards in a denoising loop: step counter and kept outputs.
+
+    A stream is one cache context (FLUX's true-CFG ``cond``/``uncond``) and, when the pipeline
+    calls the transformer more than once per denoising step without a cache context (e.g. CFG as
+    two forwards), the k-th forward of each step: each keeps its own outputs, so a reused output
+    always comes from the same stream.
+    """
 
     def __init__(self) -> None:
-        self.forward_index = 0  # transformer forwards started in this loop
+        self.forward_index = 0  # transformer forwards started in this loop (steps without a scheduler)
         self.step = 0
-        self.cache: dict[tuple[int, int, int], Any] = {}
+        self.cache: dict[tuple, Any] = {}
 
     def reset(self) -> None:
         self.forward_index = 0
@@ -73,12 +79,21 @@ class ECADState(BaseState):
 
 
 class _ECADStateManager(StateManager):
-    """A StateManager that also works without a cache context (PixArt and SD3 pipelines set none)."""
+    """A StateManager keyed by (cache context, forward number within the step); works without a
+    cache context (PixArt and SD3 pipelines set none)."""
 
     _DEFAULT = "default"
 
+    def __init__(self, state_cls) -> None:
+        super().__init__(state_cls)
+        self.slot: dict[str, int] = {}  # context -> forward number within the current step
+
+    def context_name(self) -> str:
+        return self._context.name if self._context is not None else self._DEFAULT
+
     def get_state(self) -> ECADState:
-        name = self._context.name if self._context is not None else self._DEFAULT
+        ctx = self.context_name()
+        name = (ctx, self.slot.get(ctx, 0))
         state = self._state_cache.get(name)
         if state is None:
             state = self._state_cache[name] = self._state_cls()
@@ -86,6 +101,13 @@ class _ECADStateManager(StateManager):
 
     def states(self) -> list[ECADState]:
         return list(self._state_cache.values())
+
+    def reset(self, *args, **kwargs) -> None:
+        """Drop every state; the current cache context (set by ``cache_context``) stays."""
+        context = self._context
+        super().reset(*args, **kwargs)
+        self._context = context
+        self.slot.clear()
 
 
 class _Plan:
@@ -129,10 +151,16 @@ class ECADComponentHook(ModelHook):
         self.compute = tuple(bool(x) for x in compute)  # per step (plain tuples: cheap to index)
         self.keep = tuple(bool(x) for x in keep)
         self.counts = [0] * len(self.compute)  # executed forwards per step, for inspection
+        # A sub-module may run more than once per block forward (CogView4 runs `ff` on the image
+        # and then the text stream): the n-th call of a block forward keeps and reuses its own
+        # output. The block hook resets the counter at the start of every block forward.
+        self.call = 0
 
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
         state = self.state_manager.get_state()
-        s, cache, key = state.step, state.cache, self.key
+        call, self.call = self.call, self.call + 1
+        s, cache = state.step, state.cache
+        key = self.key if call == 0 else (*self.key, call)
         if self.compute[s] or key not in cache:
             output = self.fn_ref.original_forward(*args, **kwargs)
             self.counts[s] += 1
@@ -154,11 +182,12 @@ class ECADBlockHook(ModelHook):
     _is_stateful = True
 
     def __init__(self, state_manager: _ECADStateManager, plan: _Plan, components, fast_path, reused,
-                 *, first: bool, handle: "ScheduleHandle"):
+                 *, first: bool, handle: "ScheduleHandle", component_hooks=()):
         super().__init__()
         self.state_manager = state_manager
         self.plan = plan
         self.components = components  # [(name, cache key, keep per step)] of the block's sub-modules
+        self.component_hooks = tuple(component_hooks)  # their hooks (call counters reset per block forward)
         self.fast_path = fast_path
         self.reused = tuple(bool(x) for x in reused)  # per step: every sub-module reused
         self.first = first
@@ -166,16 +195,12 @@ class ECADBlockHook(ModelHook):
         self.fast_calls = 0
 
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
-        state = self.state_manager.get_state()
         if self.first:
-            state.step = state.forward_index % self.plan.steps
-            state.forward_index += 1
-            self.plan.step_forwards[state.step] += 1
-            if state.step == 0:  # a new denoising loop
-                state.cache.clear()
-                handle = self._handle_ref()
-                if handle is not None:
-                    handle._check_scheduler()
+            state = self._start_forward()
+        else:
+            state = self.state_manager.get_state()
+        for hook in self.component_hooks:
+            hook.call = 0
         if getattr(module, "_chunk_size", None) is not None:
             _disable_chunking(module)
         s = state.step
@@ -190,6 +215,34 @@ class ECADBlockHook(ModelHook):
                         cache.pop(key, None)
                 return output
         return self.fn_ref.original_forward(*args, **kwargs)
+
+    def _start_forward(self) -> ECADState:
+        """A transformer forward starts (the first scheduled block runs first): find its step and stream."""
+        manager = self.state_manager
+        handle = self._handle_ref()
+        steps = self.plan.steps
+        if handle is not None:
+            handle._check_scheduler()
+        if handle is not None and handle._scheduler_steps is not None:
+            # Driven by the pipeline's scheduler: the step is the number of `scheduler.step` calls
+            # since `set_timesteps`, whatever the number of transformer forwards per step.
+            ctx = manager.context_name()
+            manager.slot[ctx] = handle._forwards_in_step.get(ctx, 0)
+            handle._forwards_in_step[ctx] = manager.slot[ctx] + 1
+            state = manager.get_state()
+            step = min(handle._scheduler_steps, steps - 1)
+            new_loop = state.forward_index == 0
+        else:
+            # A bare transformer (or a pipeline without a scheduler): one forward per step.
+            state = manager.get_state()
+            step = state.forward_index % steps
+            new_loop = step == 0
+        state.step = step
+        state.forward_index += 1
+        self.plan.step_forwards[step] += 1
+        if new_loop:  # a new denoising loop
+            state.cache.clear()
+        return state
 
     def reset_state(self, module: torch.nn.Module) -> torch.nn.Module:
         self.state_manager.reset()
@@ -225,6 +278,9 @@ class ScheduleHandle:
         self._component_hooks: dict[tuple[int, int, int], ECADComponentHook] = {}
         self._chunk_sizes: list[tuple[torch.nn.Module, Any]] = []
         self._watched_scheduler = None
+        self._scheduler_steps: int | None = None  # `scheduler.step` calls since `set_timesteps` (None: no scheduler)
+        self._steps_from_scheduler = False
+        self._forwards_in_step: dict[str, int] = {}  # per cache context: transformer forwards in this step
         self.active = False
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -234,7 +290,7 @@ class ScheduleHandle:
         adapter = adapter_for(self.transformer)
         plan = self._plan
         for gi, group in enumerate(self.schedule.architecture.groups):
-            blocks = getattr(self.transformer, group.name)
+            blocks = self.transformer.get_submodule(group.name)
             present = group.present()
             for bi, block in enumerate(blocks):
                 hooked = plan.hooked[gi][bi]
@@ -244,7 +300,7 @@ class ScheduleHandle:
                 if getattr(block, "_chunk_size", None) is not None:
                     self._chunk_sizes.append((block, block._chunk_size))
                     _disable_chunking(block)
-                components = []
+                components, component_hooks = [], []
                 for ci, comp in enumerate(group.components):
                     if not present[bi, ci]:
                         continue
@@ -252,13 +308,15 @@ class ScheduleHandle:
                     components.append((comp, key, tuple(bool(x) for x in plan.keep[gi][:, bi, ci])))
                     if hooked[ci]:
                         hook = ECADComponentHook(self._state_manager, key, plan.compute[gi][:, bi, ci], plan.keep[gi][:, bi, ci])
-                        module = getattr(block, comp)
+                        module = block.get_submodule(comp)  # a dotted path for wrapped blocks (HiDream)
                         HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
                         self._hooked.append((module, _COMPONENT_HOOK))
                         self._component_hooks[key] = hook
+                        component_hooks.append(hook)
                 reused = plan.reused[gi][:, bi]
                 fast = adapter.fast_path(block) if fast_path and reused.any() else None
-                hook = ECADBlockHook(self._state_manager, plan, components, fast, reused, first=first, handle=self)
+                hook = ECADBlockHook(self._state_manager, plan, components, fast, reused, first=first, handle=self,
+                                     component_hooks=component_hooks)
                 HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _BLOCK_HOOK)
                 self._hooked.append((block, _BLOCK_HOOK))
                 self._block_hooks.append(hook)
@@ -363,26 +421,53 @@ class ScheduleHandle:
             handle = handle_ref()
             if handle is not None and handle.active:
                 handle._state_manager.reset()
+                handle._scheduler_steps = 0 if handle._steps_from_scheduler else None
+                handle._forwards_in_step.clear()
                 handle._check_steps(scheduler)
             return result
 
         set_timesteps._ecad_original = original
         scheduler.set_timesteps = set_timesteps
+        self._steps_from_scheduler = hasattr(scheduler, "step")
+        if self._steps_from_scheduler:
+            original_step = scheduler.step
+
+            @functools.wraps(original_step)
+            def step(*args, **kwargs):
+                result = original_step(*args, **kwargs)
+                handle = handle_ref()
+                if handle is not None and handle.active and handle._scheduler_steps is not None:
+                    handle._scheduler_steps += 1
+                    handle._forwards_in_step.clear()
+                return result
+
+            step._ecad_original = original_step
+            scheduler.step = step
         self._watched_scheduler = scheduler
 
     def _unwatch_scheduler(self) -> None:
         scheduler, self._watched_scheduler = self._watched_scheduler, None
-        if scheduler is not None and hasattr(scheduler.__dict__.get("set_timesteps"), "_ecad_original"):
-            del scheduler.set_timesteps
+        self._scheduler_steps = None
+        self._forwards_in_step.clear()
+        if scheduler is None:
+            return
+        for name in ("set_timesteps", "step"):
+            if hasattr(scheduler.__dict__.get(name), "_ecad_original"):
+                delattr(scheduler, name)
 
     def _check_scheduler(self) -> None:
-        """At the first forward of a loop: follow a scheduler swapped in after patching."""
+        """At every transformer forward: follow a scheduler swapped in after patching.
+
+        Its ``set_timesteps`` already ran unwatched, so this forward starts a new loop.
+        """
         pipe = self.pipeline
         if pipe is None:
             return
         scheduler = getattr(pipe, "scheduler", None)
         if scheduler is not None and scheduler is not self._watched_scheduler:
             self._watch_scheduler(scheduler)
+            self._state_manager.reset()
+            self._scheduler_steps = 0 if self._steps_from_scheduler else None
             self._check_steps(scheduler)
 
     def _check_steps(self, scheduler) -> None:

@@ -42,7 +42,7 @@ class MacProfile:
         outside_blocks_macs: the part of ``always_macs`` outside the block lists.
         attention_product_macs: per group, the attention score/value MACs of each sub-module
             (included in ``component_macs`` only when ``attention_scores`` is true).
-        height, width, batch_size, text_len, attention_scores: what was profiled.
+        height, width, batch_size, text_len, attention_scores, num_frames: what was profiled.
     """
 
     architecture: Architecture
@@ -55,6 +55,7 @@ class MacProfile:
     batch_size: int
     text_len: int
     attention_scores: bool = False
+    num_frames: int | None = None  # video: pixel frames profiled (None: an image model)
 
     # --- totals -----------------------------------------------------------------------------
     @property
@@ -109,8 +110,11 @@ class MacProfile:
         return schedule.replace(metrics=metrics)
 
     def profile_settings(self) -> dict:
-        return {"height": self.height, "width": self.width, "batch_size": self.batch_size,
-                "text_len": self.text_len, "attention_scores": self.attention_scores}
+        out = {"height": self.height, "width": self.width, "batch_size": self.batch_size,
+               "text_len": self.text_len, "attention_scores": self.attention_scores}
+        if self.num_frames is not None:
+            out["num_frames"] = self.num_frames
+        return out
 
     # --- serialisation (JSON; used to cache profiles in search runs) -------------------------
     def to_dict(self) -> dict:
@@ -133,10 +137,12 @@ class MacProfile:
             outside_blocks_macs=int(d["outside_blocks_macs"]),
             height=int(d["height"]), width=int(d["width"]), batch_size=int(d["batch_size"]),
             text_len=int(d["text_len"]), attention_scores=bool(d["attention_scores"]),
+            num_frames=int(d["num_frames"]) if d.get("num_frames") is not None else None,
         )
 
     def summary(self) -> str:
-        lines = [f"{self.architecture.describe()} at {self.height}x{self.width}, batch {self.batch_size}, "
+        frames = f"x{self.num_frames} frames" if self.num_frames is not None else ""
+        lines = [f"{self.architecture.describe()} at {self.height}x{self.width}{frames}, batch {self.batch_size}, "
                  f"{self.text_len} text tokens{' (attention products counted)' if self.attention_scores else ''}",
                  f"  full step      {self.full_step_macs:>22,} MACs",
                  f"  always         {self.always_macs:>22,} MACs (outside the scheduled sub-modules)"]
@@ -170,6 +176,8 @@ def profile_macs(
     vae_scale_factor: int = 8,
     attention_scores: bool = False,
     exhaustive: bool = False,
+    num_frames: int | None = None,
+    vae_temporal_factor: int | None = None,
 ) -> MacProfile:
     """Count the MACs of every scheduled sub-module of a transformer, on the ``meta`` device.
 
@@ -184,6 +192,9 @@ def profile_macs(
         attention_scores: also count the attention score/value products (ECAD's figures do not).
         exhaustive: run every block instead of one per distinct block structure (same result,
             slower; for checking).
+        num_frames: video models: frames in pixels (``None``: the adapter's default frame count);
+            the latent frame count follows the VAE's temporal compression (``vae_temporal_factor``,
+            ``None``: the family's). Image models refuse it.
 
     Example::
 
@@ -200,7 +211,11 @@ def profile_macs(
     arch = adapter.architecture(config)
     text_len = text_len or adapter.default_text_len
     lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
-    inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta")
+    extra = {}
+    if num_frames is not None or adapter.temporal_compression is not None:
+        num_frames = int(num_frames if num_frames is not None else adapter.default_num_frames)
+        extra["latent_frames"] = adapter.latent_frame_count(num_frames, vae_temporal_factor)
+    inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta", **extra)
 
     # Blocks of identical structure cost the same (the residual stream has one shape through a
     # group), so unless `exhaustive`, one block per distinct structure is run and its counts
@@ -208,7 +223,7 @@ def profile_macs(
     stands_for = {}
     if not exhaustive:
         for g in arch.groups:
-            blocks = getattr(model, g.name)
+            blocks = model.get_submodule(g.name)
             keep, index_of = [], {}
             for i, block in enumerate(blocks):
                 sig = _block_signature(block)
@@ -216,7 +231,9 @@ def profile_macs(
                     index_of[sig] = len(keep)
                     keep.append(i)
                 stands_for[(g.name, i)] = index_of[sig]
-            setattr(model, g.name, torch.nn.ModuleList([blocks[i] for i in keep]))
+            parent, _, attr = g.name.rpartition(".")  # a group may be nested (a refiner's blocks)
+            setattr(model.get_submodule(parent) if parent else model, attr,
+                    torch.nn.ModuleList([blocks[i] for i in keep]))
     else:
         stands_for = {(g.name, i): i for g in arch.groups for i in range(g.num_blocks)}
 
@@ -260,7 +277,7 @@ def profile_macs(
         outside_blocks_macs=outside,
         attention_product_macs=attention,
         height=height, width=width, batch_size=batch_size, text_len=text_len,
-        attention_scores=attention_scores,
+        attention_scores=attention_scores, num_frames=num_frames,
     )
 
 

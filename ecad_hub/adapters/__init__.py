@@ -1,10 +1,12 @@
 """Architecture adapters: one file per diffusers transformer family ecad-hub can schedule.
 
-``base.py`` defines the contract (:class:`ArchitectureAdapter`); ``pixart.py``, ``flux.py`` and
-``sd3.py`` implement it; this module keeps the registry and looks adapters up for a model, a
-config or a class name. Everything ecad-hub knows about a family lives in its adapter file: no
-other module names a family. Adding an architecture is one new file with a subclass, registered
-with :func:`register_adapter` (see README, "Where to change what").
+``base.py`` defines the contract (:class:`ArchitectureAdapter`); every other module of this
+package is one family (``pixart.py``, ``flux.py``, ``sd3.py``, ...) and lists its adapter
+instances in a module-level ``ADAPTERS`` tuple, registered at import. This module keeps the
+registry and looks adapters up for a model, a config or a class name. Everything ecad-hub knows
+about a family lives in its adapter file: no other module names a family. Adding an architecture
+is one new file here (or :func:`register_adapter` from your own code; see README, "Where to
+change what").
 """
 
 from __future__ import annotations
@@ -33,8 +35,20 @@ def register_adapter(adapter: ArchitectureAdapter) -> ArchitectureAdapter:
     return adapter
 
 
-for _cls in (PixArtAdapter, FluxAdapter, SD3Adapter):
-    register_adapter(_cls())
+def _register_builtin() -> None:
+    """Register the adapters of every family module in this package (each lists them in ``ADAPTERS``)."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in ("base", "auto") or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for adapter in getattr(module, "ADAPTERS", ()):
+            register_adapter(adapter)
+
+
+_register_builtin()
 
 
 def supported_classes() -> list[str]:

@@ -47,6 +47,10 @@ class ArchitectureAdapter:
     default_text_len: int = 120
     #: component names other tools use -> diffusers names (SmoothCache import)
     component_aliases: Mapping[str, str] = {}
+    #: video families: pixel frames per latent frame of the family's VAE (``None``: an image model)
+    temporal_compression: int | None = None
+    #: video families: frames profiled when none are given
+    default_num_frames: int | None = None
 
     # --- structure ------------------------------------------------------------------------
     def architecture(self, config: Mapping[str, Any]) -> Architecture:
@@ -68,9 +72,20 @@ class ArchitectureAdapter:
         return cls
 
     def profile_inputs(self, config: Mapping[str, Any], latent_height: int, latent_width: int,
-                       batch_size: int, text_len: int, device) -> dict:
-        """Keyword arguments for one transformer forward at the given latent size."""
+                       batch_size: int, text_len: int, device, latent_frames: int | None = None) -> dict:
+        """Keyword arguments for one transformer forward at the given latent size (zeros; any
+        values work: only shapes matter for MACs). ``latent_frames`` is given to video families."""
         raise NotImplementedError
+
+    def latent_frame_count(self, num_frames: int, temporal_factor: int | None = None) -> int:
+        """Latent frames for ``num_frames`` pixel frames (the VAE keeps the first frame, then one latent
+        frame per ``temporal_factor`` frames)."""
+        factor = temporal_factor or self.temporal_compression
+        if factor is None:
+            raise ValueError(f"{self.transformer_class} is an image model: it takes no frame count")
+        if num_frames < 1 or (num_frames - 1) % factor:
+            raise ValueError(f"num_frames must be 1 + a multiple of {factor} for {self.transformer_class}, got {num_frames}")
+        return (num_frames - 1) // factor + 1
 
     def fast_path(self, block) -> Callable | None:
         """A function ``(block, cached, args, kwargs) -> output`` assembling a fully reused block.

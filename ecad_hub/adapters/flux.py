@@ -43,7 +43,7 @@ class FluxAdapter(ArchitectureAdapter):
             raise ValueError("FLUX packs 2x2 latent patches: height and width must be multiples of 2 x the VAE scale factor")
         return h, w
 
-    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device):
+    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device, latent_frames=None):
         import torch
 
         tokens = (latent_height // 2) * (latent_width // 2)
@@ -138,3 +138,6 @@ def _flux_single_fast(block, cached, args, kwargs):
     if hidden_states.dtype == torch.float16:
         hidden_states = hidden_states.clip(-65504, 65504)
     return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
+
+
+ADAPTERS = (FluxAdapter(),)

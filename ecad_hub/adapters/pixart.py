@@ -28,7 +28,7 @@ class PixArtAdapter(ArchitectureAdapter):
             return None
         return _pixart_block_fast
 
-    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device):
+    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device, latent_frames=None):
         import torch
 
         caption_channels = config.get("caption_channels") or 4096
@@ -92,3 +92,6 @@ def _pixart_block_fast(block, cached, args, kwargs):
     if hidden_states.ndim == 4:
         hidden_states = hidden_states.squeeze(1)
     return hidden_states
+
+
+ADAPTERS = (PixArtAdapter(),)

@@ -40,7 +40,7 @@ class SD3Adapter(ArchitectureAdapter):
             return None
         return _sd3_block_fast
 
-    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device):
+    def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device, latent_frames=None):
         import torch
 
         return dict(
@@ -98,3 +98,6 @@ def _sd3_block_fast(block, cached, args, kwargs):
         encoder_hidden_states = encoder_hidden_states + context_attn_output
         encoder_hidden_states = encoder_hidden_states + c_gate_mlp.unsqueeze(1) * cached["ff_context"]
     return encoder_hidden_states, hidden_states
+
+
+ADAPTERS = (SD3Adapter(),)
