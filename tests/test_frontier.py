@@ -1,19 +1,16 @@
 """Frontier assembly, naming, picking, local export/load, schemas, plots and the `export` command.
 
 No Hub and no pipelines here (see test_hub.py and test_pipeline_hub.py); MACs come from a small
-hand-made MacProfile so the numbers are exact and the tests fast. The helpers at the top are
-shared with the other two files.
+hand-made MacProfile so the numbers are exact and the tests fast. The toy frontier and the file
+checks are in tests/support.py (shared with the Hub, pipeline and registry tests).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import struct
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import ecad_hub.frontier.frontier as frontier_module
@@ -22,82 +19,12 @@ from ecad_hub import CacheSchedule, Frontier, FrontierError
 from ecad_hub.adapters import architecture_of
 from ecad_hub.errors import ArchitectureMismatchError, ScheduleNotFoundError
 from ecad_hub.frontier import document_problems
-from ecad_hub.macs import MacProfile
 from ecad_hub.plotting import plot_frontier, plot_mask_heatmap
-
-STEPS = 4
-METRIC = "image_reward"
-PIXART_CONFIG = {"_class_name": "PixArtTransformer2DModel", "sample_size": 8, "patch_size": 2, "in_channels": 4,
-                 "out_channels": 8, "num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 8,
-                 "cross_attention_dim": 16, "caption_channels": 32, "norm_type": "ada_norm_single",
-                 "norm_elementwise_affine": False, "norm_eps": 1e-6, "num_embeds_ada_norm": 1000,
-                 "activation_fn": "gelu-approximate", "attention_bias": True, "use_additional_conditions": False}
-"""tests/tiny_models.tiny_pixart_config() with its class name (architecture: 2 blocks x {attn1, attn2, ff})."""
-SEARCH = {"metric": {"name": METRIC, "higher_is_better": True},
-          "prompt_set": {"name": "tiny-prompts", "sha256": "ab" * 32, "num_prompts": 4, "images_per_prompt": 1},
-          "population": 8, "generations": 3, "seed": 0, "ecad_hub_version": "0.1.0"}
-
-
-def pixart_arch():
-    return architecture_of(PIXART_CONFIG)
-
-
-def toy_profile(arch=None) -> MacProfile:
-    """Exact, hand-made MACs: attn1 100, attn2 50, ff 200 per block, 30 outside the blocks."""
-    arch = arch or pixart_arch()
-    comp = {g.name: np.tile(np.array([100, 50, 200], dtype=np.int64)[: len(g.components)], (g.num_blocks, 1))
-            for g in arch.groups}
-    return MacProfile(arch, comp, always_macs=30, outside_blocks_macs=30,
-                      attention_product_macs={g: np.zeros_like(a) for g, a in comp.items()},
-                      height=64, width=64, batch_size=2, text_len=16)
-
-
-def _mask(reuse: dict[int, list[int]], arch=None) -> np.ndarray:
-    """All-ones [steps, blocks, 3] mask with the listed components (by index) reused at the listed steps."""
-    arch = arch or pixart_arch()
-    g = arch.groups[0]
-    m = np.ones((STEPS, g.num_blocks, len(g.components)), dtype=bool)
-    for step, comps in reuse.items():
-        m[step, :, comps] = False
-    return m
-
-
-def toy_schedules(arch=None) -> list[CacheSchedule]:
-    """Four PixArt-tiny schedules of decreasing compute and quality (names: the search's candidate names)."""
-    arch = arch or pixart_arch()
-    specs = [("all", {}, 0.90), ("mild", {1: [2], 3: [2]}, 0.88), ("medium", {1: [2], 2: [0, 1, 2], 3: [2]}, 0.84),
-             ("aggressive", {1: [0, 1, 2], 2: [0, 2], 3: [0, 1, 2]}, 0.70)]
-    return [CacheSchedule(name, STEPS, arch, {arch.groups[0].name: _mask(reuse, arch)},
-                          metrics={"quality": [{"metric": METRIC, "value": q}]}) for name, reuse, q in specs]
-
-
-def toy_frontier(**kwargs) -> Frontier:
-    kwargs.setdefault("base_model", "test-user/tiny-pixart")
-    kwargs.setdefault("profile", toy_profile())
-    kwargs.setdefault("search", SEARCH)
-    return Frontier.from_schedules(kwargs.pop("schedules", None) or toy_schedules(), **kwargs)
-
-
-def assert_valid_png(data: bytes) -> tuple[int, int]:
-    """A well-formed PNG (signature, CRCs, IHDR first, IEND last, no text/time chunks); returns (width, height)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, kinds = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
-        kinds.append(kind)
-        pos += 12 + length
-    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and b"IDAT" in kinds
-    assert not {b"tEXt", b"iTXt", b"zTXt", b"tIME"} & set(kinds), kinds  # no Software string, no timestamp
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
-def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
+from ecad_hub.utils.table import format_table
+from support import (
+    METRIC, PIXART_CONFIG, SEARCH, STEPS, assert_valid_png, folder_bytes, pixart_arch, toy_frontier, toy_mask,
+    toy_profile, toy_schedules,
+)
 
 # --------------------------------------------------------------------------------------------
 # assembly and naming
@@ -125,9 +52,9 @@ def test_from_schedules_counts_macs_sorts_and_names_deterministically():
 
 def test_colliding_names_are_disambiguated_deterministically():
     arch = pixart_arch()
-    a = CacheSchedule("a", STEPS, arch, {"transformer_blocks": _mask({1: [2]})})
-    b = a.replace(name="b", masks={"transformer_blocks": _mask({3: [2]})})  # same MACs, other step
-    c = a.replace(name="c", masks={"transformer_blocks": _mask({1: [1]})})  # 1.04x; a and b 1.159x
+    a = CacheSchedule("a", STEPS, arch, {"transformer_blocks": toy_mask({1: [2]})})
+    b = a.replace(name="b", masks={"transformer_blocks": toy_mask({3: [2]})})  # same MACs, other step
+    c = a.replace(name="c", masks={"transformer_blocks": toy_mask({1: [1]})})  # 1.04x; a and b 1.159x
     frontier = Frontier.from_schedules([a, b, c], base_model="m", profile=toy_profile())
     assert frontier.names[0] == "ecad-1.04x" and set(frontier.names[1:]) == {"ecad-1.159x", "ecad-1.159x-2"}
     again = Frontier.from_schedules([c, b, a], base_model="m", profile=toy_profile())
@@ -214,6 +141,21 @@ def test_to_table_lists_every_schedule_and_marks_the_default():
     assert len(lines) == 5 and lines[3].startswith("* ecad-2.06x") and "2.06x" in lines[3] and "0.84" in lines[3]
 
 
+def test_format_table_pads_columns_and_aligns_left_or_right():
+    rows = [["ecad-1.00x", "1.00x", "-"], ["ecad-12.50x", "12.50x", "0.9"]]
+    assert format_table(rows, ["schedule", "speedup", "q"]) == (
+        "schedule     speedup  q\n"
+        "ecad-1.00x   1.00x    -\n"
+        "ecad-12.50x  12.50x   0.9")  # left-aligned, no trailing spaces
+    assert format_table(rows, ["schedule", "speedup", "q"], align="lr") == (
+        "schedule     speedup    q\n"
+        "ecad-1.00x     1.00x    -\n"
+        "ecad-12.50x   12.50x  0.9")
+    assert format_table([], ["a", "bb"]) == "a  bb"
+    with pytest.raises(ValueError, match="2 cells, the header 3"):
+        format_table([["a", "b"]], ["x", "y", "z"])
+
+
 # --------------------------------------------------------------------------------------------
 # local export and load
 # --------------------------------------------------------------------------------------------
@@ -278,6 +220,63 @@ def test_save_pretrained_refuses_a_folder_that_is_not_an_export(tmp_path):
     with pytest.raises(FrontierError, match="not an ECAD export"):
         toy_frontier().save_pretrained(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]
+
+
+@pytest.mark.parametrize("problem", ["schedule", "config", "default"])
+def test_save_pretrained_validates_every_document_before_writing_anything(tmp_path, problem):
+    """ecad-hub never writes a folder it would then refuse to load (nor replaces a good export with one)."""
+    if problem == "schedule":  # CacheSchedule's constructor does cheap checks only; its metadata is not checked
+        schedules = toy_schedules()
+        schedules[1] = schedules[1].replace(description="x" * 5000)
+        frontier = toy_frontier(schedules=schedules)
+        match = r"^invalid schedule: test-user/tiny-pixart: schedules/ecad-1\.38x\.json: description: "
+    elif problem == "config":
+        frontier = toy_frontier()
+        frontier.search = {**SEARCH, "population": "many"}
+        match = r"^test-user/tiny-pixart: ecad_config\.json: search/population: 'many' is not type 'integer'$"
+    else:
+        frontier = toy_frontier()
+        frontier.default = "ecad-9.99x"
+        match = r"default schedule 'ecad-9\.99x' is not one of"
+    with pytest.raises(FrontierError, match=match) as err:
+        frontier.validate()
+    assert "\n" not in str(err.value)
+    with pytest.raises(FrontierError, match=match):
+        frontier.save_pretrained(tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp folder left behind
+
+    good = toy_frontier().save_pretrained(tmp_path / "export")
+    before = folder_bytes(good)
+    with pytest.raises(FrontierError, match=match):
+        frontier.save_pretrained(good)
+    assert folder_bytes(good) == before and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert toy_frontier().validate().names == toy_frontier().names  # a valid frontier passes (returns itself)
+
+
+def test_model_card_template_renders_cleanly(tmp_path):
+    """The Jinja template (ecad_hub/frontier/templates/card.md) leaves no markup and no stray blank lines."""
+    from ecad_hub.frontier.card import TEMPLATE_PATH, model_card
+
+    assert TEMPLATE_PATH.is_file()
+    no_search = toy_frontier(search=None, revision="b" * 40, schedules=toy_schedules()[:2])
+    for frontier in (toy_frontier(), no_search):
+        text = str(model_card(frontier, "test-user/tiny-pixart-ecad"))
+        assert not any(mark in text for mark in ("{{", "}}", "{%", "%}", "{#", "#}")), text
+        assert "\n\n\n" not in text and text.endswith("}\n```\n") and not text.startswith("\n")
+        body = text.split("\n---\n", 1)[1]
+        assert body.startswith("\n# ECAD caching schedules for test-user/tiny-pixart\n\nLearned caching schedules")
+        table = [line for line in body.splitlines() if line.startswith("| `")]
+        assert len(table) == len(frontier) and sum("(default)" in line for line in table) == 1
+        provenance = body.split("## Provenance\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert provenance[0] == "- Base model: `test-user/tiny-pixart`" + (
+            f" @ `{'b' * 40}`" if frontier is no_search else "")
+        assert all(line.startswith("- ") for line in provenance)
+        for name in frontier.names:
+            assert f"### {name}\n\n![{name}](heatmaps/{name}.png)\n\n" in body
+    text = str(model_card(no_search))
+    assert f"loaded from its own repo at revision `{'b' * 40}`." in text
+    assert "- Search: assembled from schedule files (no search provenance recorded)\n\nFiles: " in text
+    assert 'from_pretrained("your-username/your-ecad-repo"' in text
 
 
 def _corrupt(folder: Path, problem: str) -> str:

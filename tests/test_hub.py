@@ -15,7 +15,7 @@ from huggingface_hub import HfApi, ModelCard, constants
 from ecad_hub import Frontier, FrontierError, HubError, browse
 from ecad_hub.cli import main
 from ecad_hub.hub import FrontierSummary, pull
-from test_frontier import METRIC, assert_valid_png, folder_bytes, toy_frontier, toy_schedules
+from support import METRIC, assert_valid_png, folder_bytes, toy_frontier, toy_schedules
 
 REPO = "test-user/tiny-pixart-ecad"
 BASE = "test-user/tiny-pixart"
@@ -143,6 +143,18 @@ def test_push_refuses_a_repo_holding_something_else(hub):
     with pytest.raises(HubError, match=r"already holds files \(README.md, model_index.json\) and is not an ECAD repo"):
         toy_frontier().push_to_hub("test-user/a-model")
     assert hub.repo_files("test-user/a-model") == before
+
+
+def test_push_validates_the_frontier_before_touching_the_hub(hub):
+    schedules = toy_schedules()
+    schedules[2] = schedules[2].replace(metrics={"quality": [{"metric": METRIC, "value": 0.84}],
+                                                 "latency": {"ms_per_image": "fast"}})
+    broken = toy_frontier(schedules=schedules)
+    hub.clear_requests()
+    with pytest.raises(FrontierError, match=r"^invalid schedule: .*schedules/ecad-2\.06x\.json: "
+                                            r"metrics/latency/ms_per_image: 'fast' is not type 'number'$"):
+        broken.push_to_hub(REPO)
+    assert hub.requests == [] and not hub.repo_exists(REPO)
 
 
 # --------------------------------------------------------------------------------------------

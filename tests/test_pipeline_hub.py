@@ -18,7 +18,7 @@ from ecad_hub.cli import main
 from ecad_hub.hooks import apply_schedule
 from ecad_hub.hub import pull
 from ecad_hub.macs import profile_macs
-from test_frontier import STEPS, toy_schedules
+from support import STEPS, toy_schedules
 from tiny_models import (
     load_tiny_pipeline,
     pipeline_call_kwargs,

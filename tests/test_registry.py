@@ -7,7 +7,7 @@ import json
 import warnings
 from pathlib import Path
 
-from test_frontier import assert_valid_png, toy_frontier, toy_schedules
+from support import assert_valid_png, toy_frontier, toy_schedules
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -133,15 +133,15 @@ def _config_from_args(args):
 
 
 def front_table(schedules, metric: str | None = None) -> str:
-    rows = [("schedule", "MAC speedup", "quality", "all-compute")]
+    from ..utils.table import format_table
+
+    rows = []
     for s in schedules:
         q = next((q for q in s.metrics.get("quality", []) if metric is None or q["metric"] == metric), {})
         rows.append((s.name, f"{s.mac_speedup:.2f}x" if s.mac_speedup else "-",
                      f"{q['value']:.4g}" if "value" in q else "-",
                      f"{q['all_compute_value']:.4g}" if "all_compute_value" in q else "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in rows)
+    return format_table(rows, ("schedule", "MAC speedup", "quality", "all-compute"), align="lr")
 
 
 def cmd_search(args) -> int:

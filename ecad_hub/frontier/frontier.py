@@ -38,20 +38,22 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from ..utils.io import dumps_json, read_json
-from .layout import (
-    CARD_FILE, CONFIG_FILE, CONFIG_VERSION, FRONTIER_PATTERNS, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
-    PULL_PATTERNS, REPO_ID, SCHEDULES_DIR, assign_names, is_export, write_folder,
-)
 from ..errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError
 from ..schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
 from ..schemas import schema_problems
+from ..utils.io import dumps_json, read_json
+from ..utils.table import format_table
+from . import remote
+from .card import model_card
+from .layout import (
+    CARD_FILE, CONFIG_FILE, CONFIG_VERSION, FRONTIER_PATTERNS, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
+    REPO_ID, SCHEDULES_DIR, assign_names, write_folder,
+)
 
 _SPEEDUP_SPEC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[xX]?\s*$")
 _SEARCH_KEYS = ("population", "generations", "seed", "ecad_hub_version")
@@ -66,11 +68,15 @@ _PROMPT_SET_KEYS = ("name", "sha256", "num_prompts", "images_per_prompt")
 document_problems = schema_problems
 
 
-def _check_document(doc: Any, schema: str, source: str) -> None:
+def _more(problems: Sequence[str]) -> str:
+    return f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+
+
+def check_document(doc: Any, schema: str, source: str) -> None:
+    """Raise :class:`FrontierError` (``"<source>: <first problem>"``) if ``doc`` violates ``schemas/<schema>``."""
     problems = document_problems(doc, schema)
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise FrontierError(f"{source}: {problems[0]}{more}", path=source)
+        raise FrontierError(f"{source}: {problems[0]}{_more(problems)}", path=source)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,7 +202,7 @@ class Frontier:
         self.source = source
         self.repo_id = repo_id
         self.commit = commit
-        _check_document(self.config_dict(), "ecad-config-v1", f"{label}: {CONFIG_FILE}")
+        check_document(self.config_dict(), "ecad-config-v1", f"{label}: {CONFIG_FILE}")
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -343,7 +349,7 @@ class Frontier:
             if not path.is_dir():
                 raise FrontierError(f"{path}: expected a folder (exported frontier or search run) or a Hub repo id")
             if (path / CONFIG_FILE).is_file():
-                return cls._load_folder(path, label=str(path))
+                return cls.load_folder(path)
             if (path / "search.json").is_file():
                 return cls._load_run(path)
             raise FrontierError(f"{path}: neither an exported ECAD folder (no {CONFIG_FILE}) "
@@ -351,24 +357,27 @@ class Frontier:
         repo_id = str(path_or_repo_id)
         if not REPO_ID.match(repo_id):
             raise FrontierError(f"{repo_id}: no such folder, and not a Hub repo id (namespace/name)")
-        from ..hub import download_files
-
-        folder, commit = download_files(repo_id, FRONTIER_PATTERNS, revision=revision, token=token,
-                                        cache_dir=cache_dir, local_files_only=local_files_only)
-        label = f"{repo_id}@{commit[:7]}" if commit else repo_id
-        if not (folder / CONFIG_FILE).is_file():
-            raise FrontierError(f"{label} is not an ECAD repo: it has no {CONFIG_FILE}", path=repo_id)
-        return cls._load_folder(folder, label=label, repo_id=repo_id, commit=commit)
+        snapshot = remote.fetch(repo_id, FRONTIER_PATTERNS, revision=revision, token=token, cache_dir=cache_dir,
+                                local_files_only=local_files_only)
+        return cls.load_folder(snapshot.folder, label=snapshot.label, repo_id=repo_id, commit=snapshot.commit)
 
     @classmethod
-    def _load_folder(cls, folder: Path, *, label: str, repo_id: str | None = None,
-                     commit: str | None = None) -> "Frontier":
+    def load_folder(cls, folder: str | os.PathLike, *, label: str | None = None, repo_id: str | None = None,
+                    commit: str | None = None) -> "Frontier":
+        """Load and check an exported (or downloaded) frontier folder, the one holding ``ecad_config.json``.
+
+        ``label`` names the folder in error messages (default: its path); ``repo_id`` and
+        ``commit`` record where a downloaded folder came from. Every file is validated as
+        :meth:`load` describes; :meth:`load` calls this for folders and Hub repos.
+        """
+        folder = Path(folder)
+        label = str(folder) if label is None else label
         config = read_json(folder / CONFIG_FILE, error_cls=FrontierError)
-        _check_document(config, "ecad-config-v1", f"{label}/{CONFIG_FILE}")
+        check_document(config, "ecad-config-v1", f"{label}/{CONFIG_FILE}")
         if not (folder / INDEX_FILE).is_file():
             raise FrontierError(f"{label}: {INDEX_FILE} is missing", path=label)
         index = read_json(folder / INDEX_FILE, error_cls=FrontierError)
-        _check_document(index, "frontier-v1", f"{label}/{INDEX_FILE}")
+        check_document(index, "frontier-v1", f"{label}/{INDEX_FILE}")
         schedules = []
         for entry in index["schedules"]:
             where = f"{label}/{entry['file']}"
@@ -643,15 +652,37 @@ class Frontier:
         ylabel = self.metric if with_quality else "sub-module evaluations computed (%)"
         return points, xlabel, ylabel
 
+    # --- checking and rendering -------------------------------------------------------------
+    def validate(self) -> "Frontier":
+        """Check every document the artifact holds, as :meth:`load` would; returns ``self``.
+
+        Each schedule with :meth:`CacheSchedule.validate`, then ``ecad_config.json`` and
+        ``frontier.json`` against their schemas. Raises :class:`~ecad_hub.errors.FrontierError`.
+        :meth:`render` (so :meth:`save_pretrained` and :meth:`push_to_hub`) calls it first, so
+        ecad-hub never writes or pushes a frontier it would then refuse to load.
+        """
+        if self.default not in self._by_name:
+            raise FrontierError(f"{self._label}: default schedule {self.default!r} is not one of {self.names}")
+        for s in self._schedules:  # first: the index is made from them
+            try:
+                s.validate()
+            except ScheduleError as e:
+                where = f"{self._label}: {SCHEDULES_DIR}/{s.name}.json"
+                raise FrontierError(f"invalid schedule: {where}: {e.problems[0]}{_more(e.problems)}",
+                                    path=where) from None
+        check_document(self.config_dict(), "ecad-config-v1", f"{self._label}: {CONFIG_FILE}")
+        check_document(self.index_dict(), "frontier-v1", f"{self._label}: {INDEX_FILE}")
+        return self
 
     def render(self, repo_id: str | None = None) -> dict[str, bytes]:
         """Every file of the artifact as ``{path in repo: bytes}``; the same frontier gives the same bytes.
 
         ``repo_id`` is written into the model card's usage snippet (a placeholder if ``None``).
+        Everything is checked first (:meth:`validate`).
         """
         from .. import plotting
-        from ..hub import model_card
 
+        self.validate()
         files = {
             CONFIG_FILE: dumps_json(self.config_dict()).encode(),
             INDEX_FILE: dumps_json(self.index_dict()).encode(),
@@ -718,15 +749,15 @@ class Frontier:
             >>> frontier.push_to_hub("user/pixart-ecad") is None      # nothing changed
             True
         """
-        from ..hub import push_frontier
-
-        return push_frontier(self, repo_id, private=private, token=token, revision=revision,
-                             create_pr=create_pr, commit_message=commit_message)
+        files = self.render(repo_id=repo_id)  # before touching the Hub: a failure here changes nothing
+        message = commit_message or f"ECAD frontier: {len(self)} schedules for {self.base_model}"
+        return remote.push_files(repo_id, files, commit_message=message, private=private, token=token,
+                                 revision=revision, create_pr=create_pr)
 
     # --- display ----------------------------------------------------------------------------
     def to_table(self) -> str:
         """A text table: name, MAC speedup, quality, latency, computed fraction; ``*`` marks the default."""
-        rows = [["schedule", "MAC speedup", self.metric or "quality", "latency", "computed"]]
+        rows = []
         for s in self._schedules:
             latency = _latency(s)
             rows.append([
@@ -736,9 +767,7 @@ class Frontier:
                 f"{latency['ms_per_image']:.1f} ms" if "ms_per_image" in latency else "-",
                 f"{100 * s.fraction_computed():.1f}%",
             ])
-        rows[0][0] = "  " + rows[0][0]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        return format_table(rows, ["  schedule", "MAC speedup", self.metric or "quality", "latency", "computed"])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Frontier):
