@@ -227,8 +227,8 @@ class ECADBlockHook(ModelHook):
             # Driven by the pipeline's scheduler: the step is the number of `scheduler.step` calls
             # since `set_timesteps`, whatever the number of transformer forwards per step.
             ctx = manager.context_name()
-            manager.slot[ctx] = handle._forwards_in_step.get(ctx, 0)
-            handle._forwards_in_step[ctx] = manager.slot[ctx] + 1
+            manager.slot[ctx] = handle._forwards_in_step.get((id(manager), ctx), 0)
+            handle._forwards_in_step[(id(manager), ctx)] = manager.slot[ctx] + 1
             state = manager.get_state()
             step = min(handle._scheduler_steps, steps - 1)
             new_loop = state.forward_index == 0
@@ -265,32 +265,51 @@ class ScheduleHandle:
     Attributes:
         schedule: the applied :class:`CacheSchedule`.
         transformer: the patched transformer.
+        transformers: every patched transformer: ``transformer`` and, in a two-expert pipeline
+            (Wan 2.2: ``transformer`` for the high-noise steps, ``transformer_2`` after), the other
+            experts. Each keeps its own cached outputs; the step counter is shared.
     """
 
-    def __init__(self, transformer: torch.nn.Module, schedule: CacheSchedule, pipeline=None):
+    def __init__(self, transformer: torch.nn.Module, schedule: CacheSchedule, pipeline=None, experts=()):
         self.schedule = schedule
         self.transformer = transformer
+        self.transformers = [transformer, *experts]
         self._pipeline_ref = weakref.ref(pipeline) if pipeline is not None else None
         self._plan = _Plan(schedule)
-        self._state_manager = _ECADStateManager(ECADState)
+        self._state_managers = [_ECADStateManager(ECADState) for _ in self.transformers]
+        self._state_manager = self._state_managers[0]
         self._hooked: list[tuple[torch.nn.Module, str]] = []
         self._block_hooks: list[ECADBlockHook] = []
-        self._component_hooks: dict[tuple[int, int, int], ECADComponentHook] = {}
+        self._component_hooks: dict[tuple[int, int, int], ECADComponentHook] = {}  # of `transformer`
+        self._expert_hooks: dict[tuple[int, int, int, int], ECADComponentHook] = {}  # (expert, group, block, comp)
         self._chunk_sizes: list[tuple[torch.nn.Module, Any]] = []
         self._watched_scheduler = None
         self._scheduler_steps: int | None = None  # `scheduler.step` calls since `set_timesteps` (None: no scheduler)
         self._steps_from_scheduler = False
-        self._forwards_in_step: dict[str, int] = {}  # per cache context: transformer forwards in this step
+        self._forwards_in_step: dict[tuple, int] = {}  # per (state manager, cache context): forwards in this step
         self.active = False
 
     # --- lifecycle --------------------------------------------------------------------------
     def _install(self, fast_path: bool) -> None:
         """Hook the sub-modules the schedule reuses somewhere, and their blocks (plus the first block,
         which counts steps). Sub-modules computed at every step run untouched."""
-        adapter = adapter_for(self.transformer)
+        for ti, transformer in enumerate(self.transformers):
+            self._install_on(ti, transformer, fast_path)
+        pipe = self.pipeline
+        if pipe is not None:
+            self._watch_scheduler(getattr(pipe, "scheduler", None))
+            pipe.ecad_schedule = self.schedule
+        for transformer in self.transformers:
+            transformer.ecad_schedule = self.schedule
+            transformer._ecad_handle = self
+        self.active = True
+
+    def _install_on(self, ti: int, transformer: torch.nn.Module, fast_path: bool) -> None:
+        adapter = adapter_for(transformer)
         plan = self._plan
+        manager = self._state_managers[ti]
         for gi, group in enumerate(self.schedule.architecture.groups):
-            blocks = self.transformer.get_submodule(group.name)
+            blocks = transformer.get_submodule(group.name)
             present = group.present()
             for bi, block in enumerate(blocks):
                 hooked = plan.hooked[gi][bi]
@@ -307,27 +326,23 @@ class ScheduleHandle:
                     key = (gi, bi, ci)
                     components.append((comp, key, tuple(bool(x) for x in plan.keep[gi][:, bi, ci])))
                     if hooked[ci]:
-                        hook = ECADComponentHook(self._state_manager, key, plan.compute[gi][:, bi, ci], plan.keep[gi][:, bi, ci])
+                        hook = ECADComponentHook(manager, key, plan.compute[gi][:, bi, ci], plan.keep[gi][:, bi, ci])
                         module = block.get_submodule(comp)  # a dotted path for wrapped blocks (HiDream)
                         HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
                         self._hooked.append((module, _COMPONENT_HOOK))
-                        self._component_hooks[key] = hook
+                        if ti == 0:
+                            self._component_hooks[key] = hook
+                        else:
+                            self._expert_hooks[(ti, *key)] = hook
                         component_hooks.append(hook)
                 reused = plan.reused[gi][:, bi]
                 fast = adapter.fast_path(block) if fast_path and reused.any() else None
-                hook = ECADBlockHook(self._state_manager, plan, components, fast, reused, first=first, handle=self,
+                hook = ECADBlockHook(manager, plan, components, fast, reused, first=first, handle=self,
                                      component_hooks=component_hooks)
                 HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _BLOCK_HOOK)
                 self._hooked.append((block, _BLOCK_HOOK))
                 self._block_hooks.append(hook)
-        _invalidate_registry_caches(self.transformer)
-        pipe = self.pipeline
-        if pipe is not None:
-            self._watch_scheduler(getattr(pipe, "scheduler", None))
-            pipe.ecad_schedule = self.schedule
-        self.transformer.ecad_schedule = self.schedule
-        self.transformer._ecad_handle = self
-        self.active = True
+        _invalidate_registry_caches(transformer)
 
     def remove(self) -> None:
         """Unhook everything and free cached tensors; the transformer behaves exactly as before."""
@@ -340,25 +355,33 @@ class ScheduleHandle:
         self._hooked.clear()
         self._block_hooks.clear()
         self._component_hooks.clear()
-        _invalidate_registry_caches(self.transformer)
+        self._expert_hooks.clear()
+        for transformer in self.transformers:
+            _invalidate_registry_caches(transformer)
         for block, size in self._chunk_sizes:
             block._chunk_size = size
         self._chunk_sizes.clear()
         self._unwatch_scheduler()
-        self._state_manager.reset()
-        for obj in (self.transformer, self.pipeline):
+        self._reset_states()
+        for obj in (*self.transformers, self.pipeline):
             if obj is not None and getattr(obj, "ecad_schedule", None) is self.schedule:
                 try:
                     delattr(obj, "ecad_schedule")
                 except AttributeError:
                     pass
-        if getattr(self.transformer, "_ecad_handle", None) is self:
-            del self.transformer._ecad_handle
+        for transformer in self.transformers:
+            if getattr(transformer, "_ecad_handle", None) is self:
+                del transformer._ecad_handle
         self.active = False
+
+    def _reset_states(self) -> None:
+        for manager in self._state_managers:
+            manager.reset()
+        self._forwards_in_step.clear()
 
     def reset(self) -> None:
         """Forget the step counter and cached outputs (the next forward is step 0)."""
-        self._state_manager.reset()
+        self._reset_states()
 
     def __enter__(self) -> "ScheduleHandle":
         return self
@@ -379,6 +402,7 @@ class ScheduleHandle:
         """How many times each sub-module actually ran, per (step, block, component), since applied.
 
         Sub-modules the schedule never reuses carry no hook; they ran once per transformer forward.
+        Counts of several experts (``transformers``) are summed: each step runs one of them.
         """
         out = {}
         for gi, g in enumerate(self.schedule.architecture.groups):
@@ -386,9 +410,11 @@ class ScheduleHandle:
             present = g.present()
             for bi in range(g.num_blocks):
                 for ci in range(len(g.components)):
-                    hook = self._component_hooks.get((gi, bi, ci))
-                    if hook is not None:
-                        counts[:, bi, ci] = hook.counts
+                    hooks = [self._component_hooks.get((gi, bi, ci))]
+                    hooks += [self._expert_hooks.get((ti, gi, bi, ci)) for ti in range(1, len(self.transformers))]
+                    hooks = [h for h in hooks if h is not None]
+                    if hooks:
+                        counts[:, bi, ci] = np.sum([h.counts for h in hooks], axis=0)
                     elif present[bi, ci]:
                         counts[:, bi, ci] = self._plan.step_forwards
             out[g.name] = counts
@@ -400,7 +426,7 @@ class ScheduleHandle:
 
     def cached_tensors(self) -> int:
         """Number of sub-module outputs held right now (all cache contexts)."""
-        return sum(len(s.cache) for s in self._state_manager.states())
+        return sum(len(s.cache) for m in self._state_managers for s in m.states())
 
     # --- step tracking ----------------------------------------------------------------------
     def _watch_scheduler(self, scheduler) -> None:
@@ -420,9 +446,8 @@ class ScheduleHandle:
             result = original(*args, **kwargs)
             handle = handle_ref()
             if handle is not None and handle.active:
-                handle._state_manager.reset()
+                handle._reset_states()
                 handle._scheduler_steps = 0 if handle._steps_from_scheduler else None
-                handle._forwards_in_step.clear()
                 handle._check_steps(scheduler)
             return result
 
@@ -466,7 +491,7 @@ class ScheduleHandle:
         scheduler = getattr(pipe, "scheduler", None)
         if scheduler is not None and scheduler is not self._watched_scheduler:
             self._watch_scheduler(scheduler)
-            self._state_manager.reset()
+            self._reset_states()
             self._scheduler_steps = 0 if self._steps_from_scheduler else None
             self._check_steps(scheduler)
 
@@ -475,12 +500,27 @@ class ScheduleHandle:
         if timesteps is None:
             return
         n = len(timesteps)
+        if len(self.transformers) > 1 and n == self.schedule.num_inference_steps:
+            self._check_expert_switch(timesteps)
         if n != self.schedule.num_inference_steps:
             raise StepMismatchError(
                 f"the pipeline is set up for {n} denoising steps but schedule {self.schedule.name!r} has "
                 f"{self.schedule.num_inference_steps}; call it with num_inference_steps={self.schedule.num_inference_steps} "
                 f"or use a schedule searched for {n} steps"
             )
+
+
+    def _check_expert_switch(self, timesteps) -> None:
+        """Two experts: the second one starts with nothing cached, so its first step computes
+        everything. Say so once when the schedule does not record that step (its MAC figures then
+        count that step as the mask says)."""
+        switch = adapter_for(self.transformer).expert_switch_step(self.pipeline, timesteps)
+        recorded = self.schedule.generation.get("expert_switch_step")
+        if switch is not None and recorded != switch and not getattr(self, "_warned_switch", False):
+            self._warned_switch = True
+            logger.warning("ecad-hub: the second expert starts at step %d, where it computes everything (nothing of it "
+                           "is cached yet); schedule %r records %s", switch, self.schedule.name,
+                           f"step {recorded}" if recorded is not None else "no expert switch step")
 
 
 def _invalidate_registry_caches(transformer: torch.nn.Module) -> None:
@@ -543,9 +583,25 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
             f"schedule {schedule.name!r} is for {schedule.architecture.describe()} but the transformer is "
             f"{actual.describe()}: {'; '.join(diffs)}"
         )
-    previous = getattr(transformer, "_ecad_handle", None)
-    if previous is not None:
-        previous.remove()
-    handle = ScheduleHandle(transformer, schedule, pipe)
+    experts = _experts(pipe, transformer)
+    for other in experts:
+        diffs = schedule.architecture.differences(architecture_of(other))
+        if diffs:
+            raise ArchitectureMismatchError(f"schedule {schedule.name!r} does not fit the pipeline's second expert: "
+                                            f"{'; '.join(diffs)}")
+    for t in (transformer, *experts):
+        previous = getattr(t, "_ecad_handle", None)
+        if previous is not None:
+            previous.remove()
+    handle = ScheduleHandle(transformer, schedule, pipe, experts=experts)
     handle._install(fast_path)
     return handle
+
+
+def _experts(pipe, transformer) -> list:
+    """The other transformers of a pipeline that denoises with several experts (``transformer_2``, ...)."""
+    if pipe is None:
+        return []
+    components = getattr(pipe, "components", None) or {}
+    return [module for name, module in sorted(components.items())
+            if name.startswith("transformer_") and isinstance(module, torch.nn.Module) and module is not transformer]

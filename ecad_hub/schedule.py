@@ -312,12 +312,22 @@ class CacheSchedule:
             return next(iter(self._masks.values()))
         return self._masks[group]
 
+    def restart_steps(self) -> tuple[int, ...]:
+        """Steps at which nothing is cached, so everything computes: step 0 and, for a two-expert
+        pipeline (Wan 2.2), the first step of the second expert (``generation.expert_switch_step``)."""
+        switch = self._generation.get("expert_switch_step")
+        steps = [0]
+        if isinstance(switch, int) and 0 < switch < self._steps:
+            steps.append(switch)
+        return tuple(steps)
+
     def effective_masks(self) -> dict[str, np.ndarray]:
-        """What actually runs: the masks with step 0 computed (nothing is cached before it)."""
+        """What actually runs: the masks with the :meth:`restart_steps` computed (nothing is cached there)."""
         out = {}
+        restart = list(self.restart_steps())
         for g, arr in self._masks.items():
             eff = arr.copy()
-            eff[0] = True
+            eff[restart] = True
             out[g] = eff
         return out
 

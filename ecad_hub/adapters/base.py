@@ -134,6 +134,11 @@ class ArchitectureAdapter:
         """
         return {}
 
+    def expert_switch_step(self, pipe, timesteps) -> int | None:
+        """Pipelines denoising with two experts (``transformer`` then ``transformer_2``): the first
+        step (index into ``timesteps``) run by the second expert; ``None`` for one transformer."""
+        return None
+
     # --- legacy files -----------------------------------------------------------------------
     def legacy_layout(self, cache_schedule: Mapping[str, Any], source: str) -> LegacyLayout | None:
         """The layout of an ECAD-reference ``cache_schedule`` object written for this family.
