@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
 
 from ecad_hub.utils.io import atomic_write_json, read_json  # noqa: E402
 from ecad_hub.search import SearchConfig, run_search  # noqa: E402
-from ecad_hub.search.population import hypervolume, nondominated  # noqa: E402
+from ecad_hub.search.pareto import hypervolume, nondominated  # noqa: E402
 
 METHODS = ("random", "paper", "ecad")
 CHECKPOINTS = (72, 360, 720, 1200, 1800, 2400, 3600)
@@ -119,7 +119,7 @@ def build(args, out: Path):
     from ecad_hub.metrics.fidelity import FidelityMetric
     from ecad_hub.search.evaluate import Evaluator
     from ecad_hub.search.model import info_from_pipeline, load_pipeline
-    from ecad_hub.search.population import Genome
+    from ecad_hub.search.genome import Genome
     from ecad_hub.search.prompts import PromptSet
 
     torch.set_num_threads(args.threads)

@@ -499,7 +499,8 @@ def eval_pipeline(cfg: dict, out: Path) -> dict:
     # caching matters: the FORA-style schedule (recompute everything every 3rd step, reuse in between)
     from ecad_hub import apply_schedule
     from ecad_hub.adapters import architecture_of
-    from ecad_hub.search.population import Genome, heuristic_schedules
+    from ecad_hub.search.genome import Genome
+    from ecad_hub.search.seeding import heuristic_schedules
 
     genome = Genome(architecture_of(pipe.transformer), res["call_kwargs"]["num_inference_steps"])
     fora = dict(heuristic_schedules(genome))["fora-3"]

@@ -12,7 +12,9 @@ from ecad_hub import CacheSchedule
 from ecad_hub.errors import SearchError
 from ecad_hub.metrics.fidelity import FidelityMetric
 from ecad_hub.search import SearchConfig, run_search
-from ecad_hub.search.population import Genome, heuristic_schedules, hypervolume, initial_population, nondominated
+from ecad_hub.search.genome import Genome
+from ecad_hub.search.pareto import hypervolume, nondominated
+from ecad_hub.search.seeding import heuristic_schedules, initial_population
 
 from tiny_models import SEARCH_PROMPTS as PROMPTS
 
@@ -133,6 +135,31 @@ def test_frontier_loads_the_run(finished):
     frontier = Frontier.load(run)
     assert len(frontier) == len(result.front)
     assert {s.content_hash for s in frontier.schedules} == {s.content_hash for s in result.front}
+    # front/<name>.json is named as the export names it (one naming function)
+    exported = {s.content_hash: s.name for s in frontier.schedules}
+    assert {s.content_hash: s.name for s in result.front} == exported
+    assert sorted(p.stem for p in (run / "front").glob("*.json")) == sorted(exported.values())
+
+
+def test_a_paper_strategy_override_gets_and_records_the_papers_operators(tiny_dir, tmp_path):
+    """``run_search(config, strategy="paper")``: the paper's operators, not the ecad defaults of ``config``."""
+    res = run_search(config(tiny_dir, population=4, generations=2), tmp_path / "paper", strategy="paper",
+                     progress=False, quiet=True)
+    assert res.generation == 1
+    ops = json.loads((tmp_path / "paper" / "search.json").read_text())["operators"]
+    assert ops["strategy"] == "paper"
+    assert (ops["structured_mutation"], ops["eliminate_duplicates"], ops["screening"], ops["initial_population"]) == \
+        (0.0, True, None, "random")  # screening factor 1 (off) is recorded as null
+    g0 = json.loads((tmp_path / "paper" / "generations" / "gen_0000.json").read_text())
+    assert {o["init"] for o in g0["offspring"]} == {"random"}  # no all-compute, no heuristics
+    # a field set explicitly wins over the strategy
+    run_search(config(tiny_dir, population=4, generations=1, initial_population="structured", screening=2),
+               tmp_path / "mixed", strategy="paper", progress=False, quiet=True)
+    ops = json.loads((tmp_path / "mixed" / "search.json").read_text())["operators"]
+    assert (ops["structured_mutation"], ops["eliminate_duplicates"], ops["screening"], ops["initial_population"]) == \
+        (0.0, True, {"factor": 2, "explore": 0.25}, "structured")
+    g0 = json.loads((tmp_path / "mixed" / "generations" / "gen_0000.json").read_text())
+    assert g0["offspring"][0]["init"] == "all-compute"
 
 
 def test_resume_of_a_finished_run_evaluates_nothing_and_can_extend(finished, tiny_dir, tmp_path):
@@ -171,6 +198,83 @@ def test_init_schedules_from_a_run_join_the_initial_population(finished, tiny_di
 # --------------------------------------------------------------------------------------------
 # pure functions (no model)
 # --------------------------------------------------------------------------------------------
+
+PAPER_OPERATORS = {"structured_mutation": 0.0, "eliminate_duplicates": True, "screening": 1,
+                   "initial_population": "random"}
+ECAD_OPERATORS = {"structured_mutation": 0.5, "eliminate_duplicates": "archive", "screening": 4,
+                  "initial_population": "structured"}
+
+
+def _operator_fields(cfg: SearchConfig) -> dict:
+    ops = cfg.operator_settings()
+    return {k: getattr(ops, k) for k in PAPER_OPERATORS}
+
+
+def test_strategy_defaults_follow_the_strategy_and_explicit_fields_win():
+    assert _operator_fields(SearchConfig()) == ECAD_OPERATORS
+    for cfg in (SearchConfig.paper(), SearchConfig(strategy="paper"), SearchConfig().replace(strategy="paper"),
+                SearchConfig.paper().replace(strategy="ecad").replace(strategy="paper")):
+        assert _operator_fields(cfg) == PAPER_OPERATORS, cfg
+    assert _operator_fields(SearchConfig.paper().replace(strategy="ecad")) == ECAD_OPERATORS
+    # unset fields stay unset in the config (so a later replace(strategy=...) still resolves them)
+    cfg = SearchConfig().replace(strategy="paper")
+    assert (cfg.structured_mutation, cfg.eliminate_duplicates, cfg.screening, cfg.initial_population) == (None,) * 4
+    # explicitly set fields win over either strategy, also across replace(strategy=...)
+    explicit = {"structured_mutation": 0.25, "eliminate_duplicates": False, "screening": 2,
+                "initial_population": "structured"}
+    for cfg in (SearchConfig(**explicit), SearchConfig(**explicit).replace(strategy="paper"),
+                SearchConfig.paper(**explicit), SearchConfig.paper(**explicit).replace(strategy="ecad")):
+        assert _operator_fields(cfg) == explicit, cfg
+    mixed = SearchConfig(screening=3).replace(strategy="paper")
+    assert _operator_fields(mixed) == dict(PAPER_OPERATORS, screening=3)
+    # what search.json records and to_dict() report: the resolved values
+    ops = SearchConfig().replace(strategy="paper").operators()
+    assert (ops["strategy"], ops["structured_mutation"], ops["eliminate_duplicates"], ops["screening"],
+            ops["initial_population"]) == ("paper", 0.0, True, None, "random")
+    assert {k: SearchConfig.paper().to_dict()[k] for k in PAPER_OPERATORS} == PAPER_OPERATORS
+    with pytest.raises(SearchError, match="screening must be >= 1"):
+        SearchConfig(screening=0)
+    with pytest.raises(SearchError, match="eliminate_duplicates"):
+        SearchConfig(eliminate_duplicates="sometimes")
+
+
+def test_recorded_operators_are_unchanged():
+    """``search.json``'s ``operators`` of the default search, as runs made before recorded them
+    (resume compares it: a change here makes every existing run directory "a different search")."""
+    assert SearchConfig().operators() == {
+        "strategy": "ecad", "algorithm": "NSGA2",
+        "crossover": {"type": "PointCrossover", "n_points": 4, "prob": 0.9},
+        "mutation": {"type": "BitflipMutation", "prob": 0.05, "prob_var": None},
+        "structured_mutation": 0.5, "eliminate_duplicates": "archive", "initial_population": "structured",
+        "screening": {"factor": 4, "explore": 0.25}, "init_schedules": [],
+        "constraint": "differs from all-compute in >= 1 effective bit (steps >= 1)",
+        "genome": "CacheSchedule.to_vector(); step-0 and absent bits repaired to 1",
+    }
+    assert SearchConfig.paper().operators()["screening"] is None
+
+
+def test_front_names_are_the_export_names_also_when_speedups_collide():
+    from tiny_models import tiny_pixart_config
+
+    from ecad_hub import Frontier
+    from ecad_hub.adapters import architecture_of
+    from ecad_hub.search.front import name_front
+
+    genome = Genome(architecture_of(dict(tiny_pixart_config(num_layers=2), _class_name="PixArtTransformer2DModel")), 4)
+    rows = genome.canonical(np.random.default_rng(0).random((6, genome.n_var)) < 0.5)
+    full = 10 ** 9
+    # by increasing cost, as a run's front is: 2.00x twice (then three decimals), 1.250x twice (then -2:
+    # equal MAC ratios, so the better quality keeps the plain name, as in a frontier)
+    totals = [full // 4, int(full / 2.0014), int(full / 1.9996), int(full / 1.25), int(full / 1.25) + 1, full - 1]
+    schedules = [genome.schedule(x, name=f"s{i}", metrics={
+        "macs": {"total": t, "all_compute_total": full, "ratio": round(t / full, 6), "speedup": round(full / t, 4)},
+        "quality": [{"metric": "fidelity", "value": 10.0 + i}]}) for i, (x, t) in enumerate(zip(rows, totals))]
+    named = name_front(schedules, "fidelity")
+    assert [s.content_hash for s in named] == [s.content_hash for s in schedules]  # order kept
+    assert [s.name for s in named] == ["ecad-4.00x", "ecad-2.001x", "ecad-2.000x", "ecad-1.250x-2", "ecad-1.250x",
+                                       "ecad-1.00x"]
+    exported = Frontier.from_schedules(schedules, base_model="tiny", metric="fidelity")
+    assert {s.content_hash: s.name for s in exported.schedules} == {s.content_hash: s.name for s in named}
 
 def test_pareto_helpers():
     cost = [0.5, 0.6, 0.4, 0.5, 0.9]
@@ -256,7 +360,8 @@ def test_latency_cost_and_a_plugin_metric_from_the_cli(tiny_dir, tmp_path, monke
 
 
 def test_screening_helpers():
-    from ecad_hub.search.population import RidgeSurrogate, _hv_gain, _staircase, screen
+    from ecad_hub.search.pareto import _hv_gain, _staircase
+    from ecad_hub.search.surrogate import RidgeSurrogate, screen
 
     rng = np.random.default_rng(0)
     for _ in range(200):  # the incremental gain equals the difference of two hypervolumes

@@ -20,7 +20,8 @@ Write your own::
     register_metric("sharpness", Sharpness)
 
 and run ``ecad-hub search --metric sharpness`` (after importing the module that registers
-it, e.g. with ``--plugin mymodule``).
+it, e.g. with ``--plugin mymodule``; :func:`load_metric` imports the plugins, then builds the
+metric on a device: what the search does in-process and in each Ray actor).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import MetricUnavailableError
+from ..errors import MetricUnavailableError, SearchError
 
 
 class QualityMetric:
@@ -74,6 +75,30 @@ def get_metric(name: str, **kwargs) -> QualityMetric:
             f"unknown metric {name!r}; available: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name](**kwargs)
+
+
+def import_plugins(plugins: Sequence[str] | None) -> None:
+    """Import the modules ``plugins`` (``--plugin``), which may call :func:`register_metric`."""
+    import importlib
+
+    for module in plugins or ():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise SearchError(f"cannot import plugin {module!r}: {err}") from None
+
+
+def load_metric(name: str, kwargs: dict | None = None, plugins: Sequence[str] | None = None,
+                device=None) -> QualityMetric:
+    """``get_metric(name, **kwargs)`` after importing ``plugins``, moved to ``device`` (a metric
+    without device support stays where it is)."""
+    import_plugins(plugins)
+    metric = get_metric(name, **(kwargs or {}))
+    try:
+        metric.to(device)
+    except Exception:  # noqa: BLE001 - a metric without device support stays where it is
+        pass
+    return metric
 
 
 _BUILTINS_DONE = False

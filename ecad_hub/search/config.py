@@ -1,4 +1,5 @@
-"""Search settings: :class:`SearchConfig` (every CLI flag of ``ecad-hub search`` has a field here)."""
+"""Search settings: :class:`SearchConfig` (every CLI flag of ``ecad-hub search`` has a field here)
+and :class:`OperatorSettings`, the operator fields with the strategy's defaults filled in."""
 
 from __future__ import annotations
 
@@ -19,10 +20,56 @@ EMBEDDED = "embedded"
 #: initial population, 4-point crossover, bit-flip mutation, pymoo's duplicate elimination).
 STRATEGIES = ("ecad", "paper")
 
+#: What each strategy gives the operator fields a :class:`SearchConfig` leaves unset (``None``).
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ecad": {"structured_mutation": 0.5, "eliminate_duplicates": "archive", "screening": 4,
+             "initial_population": "structured"},
+    "paper": {"structured_mutation": 0.0, "eliminate_duplicates": True, "screening": 1,
+              "initial_population": "random"},
+}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """The search operators of a :class:`SearchConfig`, strategy defaults resolved
+    (:meth:`SearchConfig.operator_settings`); what the runner uses and ``search.json`` records."""
+
+    strategy: str
+    crossover_points: int
+    crossover_prob: float
+    mutation_prob: float
+    mutation_prob_var: float | None
+    structured_mutation: float
+    eliminate_duplicates: bool | str
+    initial_population: str
+    screening: int
+    screening_explore: float
+    init_schedules: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        """The ``operators`` entry of ``search.json`` (compared on resume: keep it stable)."""
+        return {
+            "strategy": self.strategy,
+            "algorithm": "NSGA2",
+            "crossover": {"type": "PointCrossover", "n_points": self.crossover_points, "prob": self.crossover_prob},
+            "mutation": {"type": "BitflipMutation", "prob": self.mutation_prob, "prob_var": self.mutation_prob_var},
+            "structured_mutation": self.structured_mutation,
+            "eliminate_duplicates": self.eliminate_duplicates,
+            "initial_population": self.initial_population,
+            "screening": {"factor": self.screening, "explore": self.screening_explore} if self.screening > 1 else None,
+            "init_schedules": list(self.init_schedules),
+            "constraint": "differs from all-compute in >= 1 effective bit (steps >= 1)",
+            "genome": "CacheSchedule.to_vector(); step-0 and absent bits repaired to 1",
+        }
+
 
 @dataclass
 class SearchConfig:
-    """Everything that defines a search. ``None`` fields are resolved from the model (see below).
+    """Everything that defines a search. ``None`` fields are resolved from the model, or (the
+    operator fields ``structured_mutation``, ``eliminate_duplicates``, ``initial_population`` and
+    ``screening``) from ``strategy`` (see below). They stay ``None`` in the config, so
+    ``config.replace(strategy="paper")`` gets the paper's operators; :meth:`operator_settings`
+    resolves them, and that is what a search uses and records.
 
     Model and generation:
         base_model: Hub id or local folder of a diffusers pipeline; ``"embedded"`` (the default)
@@ -49,7 +96,7 @@ class SearchConfig:
             evaluations), and the search's random seed.
         cost: ``"macs"`` (analytic, free) or ``"latency"`` (measured wall clock of each candidate).
         strategy: ``"ecad"`` (default) or ``"paper"``; sets the defaults of the operator fields
-            below, which can each be overridden.
+            below that are left ``None`` (see :data:`STRATEGY_DEFAULTS`); a field set explicitly wins.
         crossover_points, crossover_prob: ``PointCrossover(n_points, prob)``.
         mutation_prob, mutation_prob_var: ``BitflipMutation(prob, prob_var)`` (pymoo semantics:
             ``prob`` per offspring, ``prob_var`` per bit, default ``1 / number of bits``).
@@ -127,21 +174,13 @@ class SearchConfig:
             raise SearchError(f"images_per_prompt must be >= 1, got {self.images_per_prompt}")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise SearchError(f"unknown dtype {self.dtype!r}; use float32, float16 or bfloat16")
-        paper = self.strategy == "paper"
-        if self.structured_mutation is None:
-            self.structured_mutation = 0.0 if paper else 0.5
-        if self.eliminate_duplicates is None:
-            self.eliminate_duplicates = True if paper else "archive"
-        if self.eliminate_duplicates not in (True, False, "archive"):
+        if self.eliminate_duplicates is not None and self.eliminate_duplicates not in (True, False, "archive"):
             raise SearchError(f"eliminate_duplicates must be true, false or 'archive', got {self.eliminate_duplicates!r}")
-        if self.screening is None:
-            self.screening = 1 if paper else 4
-        if int(self.screening) < 1:
-            raise SearchError(f"screening must be >= 1, got {self.screening}")
-        self.screening = int(self.screening)
-        if self.initial_population is None:
-            self.initial_population = "random" if paper else "structured"
-        if self.initial_population not in ("structured", "random"):
+        if self.screening is not None:
+            if int(self.screening) < 1:
+                raise SearchError(f"screening must be >= 1, got {self.screening}")
+            self.screening = int(self.screening)
+        if self.initial_population is not None and self.initial_population not in ("structured", "random"):
             raise SearchError(f"initial_population must be 'structured' or 'random', got {self.initial_population!r}")
         self.init_schedules = [str(s) for s in (self.init_schedules or [])]
         self.metric_kwargs = dict(self.metric_kwargs or {})
@@ -152,23 +191,33 @@ class SearchConfig:
         return cls(strategy="paper", **kwargs)
 
     def replace(self, **changes) -> "SearchConfig":
+        """A copy with ``changes``; operator fields left unset stay unset (``replace(strategy="paper")``
+        is the paper's search)."""
         return dataclasses.replace(self, **changes)
 
+    def operator_settings(self) -> OperatorSettings:
+        """The operators with the strategy's defaults filled in for unset fields: the one place
+        strategy defaults are resolved (the runner and ``search.json`` both use it)."""
+        defaults = STRATEGY_DEFAULTS[self.strategy]
+
+        def pick(name):
+            value = getattr(self, name)
+            return defaults[name] if value is None else value
+
+        return OperatorSettings(
+            strategy=self.strategy, crossover_points=self.crossover_points, crossover_prob=self.crossover_prob,
+            mutation_prob=self.mutation_prob, mutation_prob_var=self.mutation_prob_var,
+            structured_mutation=pick("structured_mutation"), eliminate_duplicates=pick("eliminate_duplicates"),
+            initial_population=pick("initial_population"), screening=int(pick("screening")),
+            screening_explore=self.screening_explore, init_schedules=tuple(self.init_schedules),
+        )
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every field, with the operator fields resolved (what the search runs with);
+        ``dataclasses.asdict(config)`` gives the fields as set."""
+        ops = self.operator_settings()
+        return dict(dataclasses.asdict(self), **{k: getattr(ops, k) for k in STRATEGY_DEFAULTS[self.strategy]})
 
     def operators(self) -> dict:
-        """The search operators as recorded in ``search.json``."""
-        return {
-            "strategy": self.strategy,
-            "algorithm": "NSGA2",
-            "crossover": {"type": "PointCrossover", "n_points": self.crossover_points, "prob": self.crossover_prob},
-            "mutation": {"type": "BitflipMutation", "prob": self.mutation_prob, "prob_var": self.mutation_prob_var},
-            "structured_mutation": self.structured_mutation,
-            "eliminate_duplicates": self.eliminate_duplicates,
-            "initial_population": self.initial_population,
-            "screening": {"factor": self.screening, "explore": self.screening_explore} if self.screening > 1 else None,
-            "init_schedules": list(self.init_schedules),
-            "constraint": "differs from all-compute in >= 1 effective bit (steps >= 1)",
-            "genome": "CacheSchedule.to_vector(); step-0 and absent bits repaired to 1",
-        }
+        """The search operators as recorded in ``search.json`` (strategy defaults resolved)."""
+        return self.operator_settings().record()

@@ -7,15 +7,16 @@ this process (e.g. ``ray.init(num_cpus=2)`` in a test or notebook) that session 
 
 Actors build the same :class:`~ecad_hub.search.evaluate.Evaluator` as the in-process path, so
 the objective values are identical given the same device, dtype and thread count (CPU actors
-use ``num_threads`` threads, default 1).
+use ``num_threads`` threads, default 1). :class:`RayBackend` has the interface of
+:class:`~ecad_hub.search.backends.Backend`.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from ..errors import SearchError
+from .genome import to_hex
 
 
 class EvalActor:
@@ -24,11 +25,11 @@ class EvalActor:
     def __init__(self, spec: dict):
         import torch
 
+        from ..metrics import import_plugins, load_metric
         from ..schedule import Architecture
         from .evaluate import Evaluator
+        from .genome import Genome
         from .model import load_pipeline
-        from .population import Genome
-        from .runner import _load_metric, import_plugins
 
         self.num_threads = spec.get("num_threads")
         if self.num_threads:
@@ -36,12 +37,14 @@ class EvalActor:
         device = spec.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         import_plugins(spec.get("plugins"))
         pipe = load_pipeline(spec["base_model"], spec.get("revision"), dtype=spec["dtype"], device=device)
-        metric = spec.get("metric") or _load_metric(spec["metric_name"], spec.get("metric_kwargs") or {},
-                                                     spec.get("plugins") or [], device)
-        try:
-            metric.to(device)
-        except Exception:  # noqa: BLE001
-            pass
+        metric = spec.get("metric")
+        if metric is None:
+            metric = load_metric(spec["metric_name"], spec.get("metric_kwargs"), spec.get("plugins"), device)
+        else:
+            try:
+                metric.to(device)
+            except Exception:  # noqa: BLE001 - a metric without device support stays where it is
+                pass
         self.genome = Genome(Architecture.from_dict(spec["architecture"]), spec["steps"])
         self.evaluator = Evaluator(pipe, spec["settings"], spec["prompts"],
                                    images_per_prompt=spec["images_per_prompt"], image_seed=spec["image_seed"],
@@ -132,22 +135,17 @@ class RayBackend:
         self.ray.get([a.set_reference.remote(ref) for a in self.actors])
 
     def evaluate(self, items, *, measure_latency: bool, on_result: Callable, on_images: Callable) -> None:
-        from .population import Genome  # noqa: F401  (imported for symmetry; genomes travel as hex)
-
         ray = self.ray
         queue = [(key, x) for key, x in items]
         queue.reverse()
         free = list(self.actors)
         running = {}
-        hexes = {}
         try:
             while queue or running:
                 while queue and free:
                     key, x = queue.pop()
                     actor = free.pop()
-                    genome_hex = _to_hex(x)
-                    hexes[key] = genome_hex
-                    running[actor.evaluate.remote(key, genome_hex, measure_latency)] = actor
+                    running[actor.evaluate.remote(key, to_hex(x), measure_latency)] = actor
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
                     actor = running.pop(ref)
@@ -167,10 +165,3 @@ class RayBackend:
             except Exception:  # noqa: BLE001
                 pass
         self.actors = []
-        time.sleep(0)
-
-
-def _to_hex(x) -> str:
-    import numpy as np
-
-    return np.packbits(np.asarray(x, dtype=bool)).tobytes().hex()
