@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .adapters import adapter_for, load_transformer_config
-from .errors import ArchitectureMismatchError
+from .errors import ArchitectureMismatchError, EcadError
 from .schedule import Architecture, CacheSchedule
 
 #: aten ops that are the attention score/value products when attention runs unfused
@@ -159,7 +159,17 @@ def _instantiate_meta(transformer_or_config):
 
     config = load_transformer_config(transformer_or_config)
     adapter = adapter_for(transformer_or_config)
-    cls = type(transformer_or_config) if isinstance(transformer_or_config, torch.nn.Module) else adapter.model_class()
+    if isinstance(transformer_or_config, torch.nn.Module):
+        # the module's own class, unless the adapter's is a meta-safe subclass of it
+        cls = type(transformer_or_config)
+        try:
+            candidate = adapter.model_class()
+        except EcadError:
+            candidate = None
+        if isinstance(candidate, type) and issubclass(candidate, cls):
+            cls = candidate
+    else:
+        cls = adapter.model_class()
     clean = {k: v for k, v in config.items() if not k.startswith("_")}
     with torch.device("meta"):
         model = cls.from_config(clean)
@@ -208,6 +218,7 @@ def profile_macs(
     from torch.utils.flop_counter import FlopCounterMode
 
     model, config, adapter = _instantiate_meta(transformer_or_config)
+    exhaustive = exhaustive or adapter.profile_exhaustive
     arch = adapter.architecture(config)
     text_len = text_len or adapter.default_text_len
     lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
@@ -239,7 +250,7 @@ def profile_macs(
 
     counter = FlopCounterMode(display=False, depth=None)
     with torch.no_grad(), counter:
-        model(**inputs, return_dict=False)
+        adapter.profile_forward(model, inputs)
     counts = counter.get_flop_counts()
     root = type(model).__name__
 

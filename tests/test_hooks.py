@@ -29,6 +29,9 @@ from tiny_models import (
     transformer_step_inputs,
 )
 
+#: classes whose diffusers pipeline this module runs with schedules applied (README support table)
+PIPELINES_TESTED = ("PixArtTransformer2DModel", "FluxTransformer2DModel", "SD3Transformer2DModel")
+
 STEPS = 6
 
 

@@ -19,6 +19,9 @@ from ecad_hub.search.seeding import heuristic_schedules, initial_population
 from tiny_models import SEARCH_PROMPTS as PROMPTS
 
 
+#: classes a search test runs on (README support table)
+SEARCH_TESTED = ("PixArtTransformer2DModel",)
+
 class CountingFidelity(FidelityMetric):
     """Fidelity that counts its calls (one call = one schedule evaluated)."""
 

@@ -47,6 +47,11 @@ class ArchitectureAdapter:
     default_text_len: int = 120
     #: component names other tools use -> diffusers names (SmoothCache import)
     component_aliases: Mapping[str, str] = {}
+    #: profile every block (not one per distinct block structure): a forward that depends on a
+    #: block's position in its list (long skips) needs the whole list
+    profile_exhaustive: bool = False
+    #: the published checkpoints this adapter covers (README support table), e.g. ``("PixArt-alpha", ...)``
+    checkpoints: tuple[str, ...] = ()
     #: video families: pixel frames per latent frame of the family's VAE (``None``: an image model)
     temporal_compression: int | None = None
     #: video families: frames profiled when none are given
@@ -76,6 +81,19 @@ class ArchitectureAdapter:
         """Keyword arguments for one transformer forward at the given latent size (zeros; any
         values work: only shapes matter for MACs). ``latent_frames`` is given to video families."""
         raise NotImplementedError
+
+    def profile_forward(self, model, inputs: dict):
+        """Run the MAC-profiling forward of ``model`` (on ``meta``) with ``inputs``.
+
+        A family whose forward reads tensor values (``.item()``, data-dependent masks), which the
+        ``meta`` device cannot, overrides this with a forward of the same MACs."""
+        return model(**inputs, return_dict=False)
+
+    def vae_scale_factor(self, vae_config: Mapping[str, Any] | None) -> int:
+        """Pixels per latent of the family's VAE, from its config (8 when unknown)."""
+        if not vae_config:
+            return 8
+        return 2 ** (len(vae_config.get("block_out_channels", [0] * 4)) - 1)
 
     def latent_frame_count(self, num_frames: int, temporal_factor: int | None = None) -> int:
         """Latent frames for ``num_frames`` pixel frames (the VAE keeps the first frame, then one latent
@@ -113,6 +131,11 @@ class ArchitectureAdapter:
         """Whether a pipeline call runs the transformer on a (cond, uncond) pair (batch 2 per image)."""
         return guidance_scale > 1.0
 
+    def pipeline_uses_cfg(self, guidance_scale: float, pipeline_config: Mapping[str, Any] | None = None) -> bool:
+        """:meth:`uses_cfg` for a given pipeline (its ``model_index.json`` config: some pipelines
+        switch CFG by a setting, e.g. a distilled flag). Default: :meth:`uses_cfg`."""
+        return self.uses_cfg(guidance_scale)
+
     def text_len(self, max_sequence_length: int) -> int:
         """Text tokens the transformer sees for a pipeline's ``max_sequence_length``."""
         return int(max_sequence_length)
@@ -125,6 +148,24 @@ class ArchitectureAdapter:
         row per prompt (the caller selects rows per image).
         """
         raise NotImplementedError(f"{type(self).__name__} does not say how to encode prompts for a search")
+
+    def select_prompt_rows(self, embeds: Mapping[str, Any], index: list[int]) -> dict:
+        """The rows ``index`` (one per image) of :meth:`encode_prompts`' output.
+
+        Default: tensors along dim 0, lists item by item; a family whose embeddings keep the
+        batch elsewhere (e.g. ``[layers, batch, ...]``) overrides this.
+        """
+        import torch
+
+        out = {}
+        for key, value in embeds.items():
+            if isinstance(value, torch.Tensor):
+                out[key] = value.index_select(0, torch.as_tensor(index, device=value.device))
+            elif isinstance(value, (list, tuple)):
+                out[key] = [value[i] for i in index]
+            else:
+                out[key] = value
+        return out
 
     def call_kwargs(self, settings: Mapping[str, Any], *, prompt_embeds: bool) -> dict:
         """Extra pipeline call arguments for generation with ``settings`` (``max_sequence_length``, ...).

@@ -16,6 +16,7 @@ class FluxAdapter(ArchitectureAdapter):
     transformer_class = "FluxTransformer2DModel"
     family = "flux"
     default_text_len = 512
+    checkpoints = ("FLUX.1 dev", "FLUX.1 schnell", "FLUX.1 Kontext", "FLUX.1 Fill")
     component_aliases = {**LEGACY_DOUBLE, **LEGACY_SINGLE}
 
     def architecture(self, config):

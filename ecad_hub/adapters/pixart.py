@@ -14,6 +14,7 @@ class PixArtAdapter(ArchitectureAdapter):
     transformer_class = "PixArtTransformer2DModel"
     family = "pixart"
     default_text_len = 120
+    checkpoints = ("PixArt-α 256/512/1024", "PixArt-Σ 512/1024/2K")
     component_aliases = {"attn": "attn1", "self_attn": "attn1", "cross": "attn2", "cross_attn": "attn2", "mlp": "ff"}
 
     def architecture(self, config):

@@ -19,6 +19,7 @@ class SD3Adapter(ArchitectureAdapter):
     transformer_class = "SD3Transformer2DModel"
     family = "sd3"
     default_text_len = CLIP_TOKENS + 256
+    checkpoints = ("SD3 Medium", "SD3.5 Medium", "SD3.5 Large", "SD3.5 Large Turbo")
     component_aliases = {"mlp": "ff", "self_attn": "attn"}
 
     def architecture(self, config):

@@ -78,6 +78,7 @@ class SearchConfig:
         height, width, num_inference_steps, guidance_scale, max_sequence_length: how images are
             generated (``None``: the model's defaults; 32x32, 20 steps, 4.5 and 16 tokens for the
             embedded model).
+        num_frames: video models: frames per video (``None``: the family's default).
         dtype, device: ``"float32"``/``"float16"``/``"bfloat16"``; ``None`` device = CUDA if available.
 
     Quality:
@@ -130,6 +131,7 @@ class SearchConfig:
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
     max_sequence_length: int | None = None
+    num_frames: int | None = None
     dtype: str = "float32"
     device: str | None = None
 

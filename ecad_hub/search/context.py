@@ -64,15 +64,20 @@ def resolve_context(config: SearchConfig, *, pipe=None, metric=None) -> SearchCo
         guidance_scale=float(cfg.guidance_scale if cfg.guidance_scale is not None else d["guidance_scale"]),
         max_sequence_length=cfg.max_sequence_length or d["max_sequence_length"],
     )
+    if cfg.num_frames is not None or d.get("num_frames") is not None:  # a video model
+        if info.adapter.temporal_compression is None:
+            raise SearchError(f"num_frames is for video models; {info.architecture.transformer_class} makes images")
+        settings["num_frames"] = int(cfg.num_frames or d["num_frames"])
     metric_name = metric.name if metric is not None else \
         cfg.metric or ("embedded-reward" if cfg.base_model == EMBEDDED else "fidelity")
     prompt_set = resolve_prompts(cfg.prompts, cfg.num_prompts, embedded_model=cfg.base_model == EMBEDDED)
     genome = Genome(info.architecture, settings["num_inference_steps"])
     cfg_batch = 2 if info.uses_cfg(settings["guidance_scale"]) else 1
+    frames = {"num_frames": settings["num_frames"]} if "num_frames" in settings else {}
     try:
         profile = profile_macs(info.transformer_config, settings["height"], settings["width"],
                                batch_size=cfg_batch, text_len=info.text_len(settings["max_sequence_length"]),
-                               vae_scale_factor=info.vae_scale_factor)
+                               vae_scale_factor=info.vae_scale_factor, **frames)
     except ValueError as err:
         raise SearchError(f"cannot profile MACs at {settings['height']}x{settings['width']}: {err}") from None
     return SearchContext(config=cfg, operators=cfg.operator_settings(), device=device, info=info,

@@ -40,6 +40,30 @@ def is_all_compute(schedule: CacheSchedule) -> bool:
     return all(bool(m.all()) for m in schedule.effective_masks().values())
 
 
+def _as_images(result):
+    """A pipeline output as images ``[N, 3, H, W]``: a video ``[N, F, 3, H, W]`` (``.frames``)
+    becomes one image per video, its frames side by side, so any image metric scores all frames."""
+    import torch
+
+    images = getattr(result, "images", None)
+    if images is None:
+        images = getattr(result, "frames", None)
+    if images is None:
+        raise SearchError(f"the pipeline returned {type(result).__name__} with neither images nor frames")
+    images = torch.as_tensor(images) if not isinstance(images, torch.Tensor) else images
+    if images.ndim == 5:
+        n, f, c, h, w = images.shape
+        images = images.permute(0, 2, 3, 1, 4).reshape(n, c, h, f * w)
+    return images
+
+
+def _detach(value):
+    """Prompt embeddings without autograd history (a tensor, or a list of per-prompt tensors)."""
+    if isinstance(value, (list, tuple)):
+        return [v.detach() if hasattr(v, "detach") else v for v in value]
+    return value.detach() if hasattr(value, "detach") else value
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -90,18 +114,31 @@ class Evaluator:
         with torch.no_grad():
             out = self.adapter.encode_prompts(self.pipe, self.prompts, guidance_scale=s["guidance_scale"],
                                               max_sequence_length=s["max_sequence_length"], device=self.device)
-        return {k: v.detach() for k, v in out.items() if v is not None}
+        return {k: _detach(v) for k, v in out.items() if v is not None}
 
     def _call_kwargs(self, start: int, stop: int) -> dict:
         import torch
 
-        idx = torch.tensor(self.prompt_index[start:stop], device=self.device)
-        kw = {k: v.index_select(0, idx.to(v.device)) for k, v in self._embeds.items()}
+        kw = self.adapter.select_prompt_rows(self._embeds, self.prompt_index[start:stop])
         s = self.settings
-        kw.update(height=s["height"], width=s["width"], num_inference_steps=s["num_inference_steps"],
-                  guidance_scale=s["guidance_scale"], output_type="pt")
+        generic = dict(height=s["height"], width=s["width"], num_inference_steps=s["num_inference_steps"],
+                       guidance_scale=s["guidance_scale"], output_type="pt")
+        if "num_frames" in s:
+            generic["num_frames"] = s["num_frames"]
+        # only what this pipeline takes (DiT has no height/width; a guider-driven pipeline no guidance_scale)
+        kw.update({k: v for k, v in generic.items() if self._accepts(k)})
         kw.update(self.adapter.call_kwargs(s, prompt_embeds=True))
         return kw
+
+    def _accepts(self, name: str) -> bool:
+        import inspect
+
+        params = getattr(self, "_call_params", None)
+        if params is None:
+            sig = inspect.signature(type(self.pipe).__call__).parameters
+            any_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
+            params = self._call_params = (set(sig), any_kw)
+        return params[1] or name in params[0]
 
     # --- generation -------------------------------------------------------------------------
     def generate(self, schedule: CacheSchedule | None = None, progress: Callable[[int], Any] | None = None):
@@ -118,7 +155,7 @@ class Evaluator:
                 stop = min(start + self.batch_size, self.num_images)
                 gens = [torch.Generator(device="cpu").manual_seed(seed) for seed in self.seeds[start:stop]]
                 res = self.pipe(generator=gens, **self._call_kwargs(start, stop))
-                out.append(res.images.detach().float().cpu())
+                out.append(_as_images(res).detach().float().cpu())
                 if progress is not None:
                     progress(stop - start)
         return torch.cat(out)

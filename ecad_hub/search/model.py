@@ -35,6 +35,7 @@ class ModelInfo:
     transformer_config: dict
     vae_scale_factor: int
     scheduler_class: str | None = None
+    pipeline_config: dict | None = None  # model_index.json's settings (not its components)
 
     @property
     def adapter(self):
@@ -77,16 +78,19 @@ class ModelInfo:
         if self.base_model == EMBEDDED:
             return _embedded_defaults()
         size = self.adapter.default_resolution(self.transformer_config, self.vae_scale_factor)
-        return dict(
+        out = dict(
             height=size, width=size,
             num_inference_steps=20,
             guidance_scale=float(self.call_default("guidance_scale", 4.5)),
             max_sequence_length=int(self.call_default("max_sequence_length", 120)),
         )
+        if self.adapter.temporal_compression is not None:  # a video model
+            out["num_frames"] = int(self.call_default("num_frames", self.adapter.default_num_frames))
+        return out
 
     def uses_cfg(self, guidance_scale: float) -> bool:
         """Whether a pipeline call runs the transformer on a (cond, uncond) pair (batch 2 per image)."""
-        return self.adapter.uses_cfg(guidance_scale)
+        return self.adapter.pipeline_uses_cfg(guidance_scale, self.pipeline_config)
 
     def text_len(self, max_sequence_length: int) -> int:
         """Text tokens the transformer sees for ``max_sequence_length`` (the adapter's rule)."""
@@ -133,16 +137,16 @@ def model_info(base_model: str, revision: str | None = None) -> ModelInfo:
     if "transformer" not in index:
         raise SearchError(f"{base_model}: the pipeline has no transformer component (ecad-hub searches diffusion transformers)")
     tcfg = _read_config(source, local, "transformer/config.json", revision)
-    if "vae" in index:
-        vcfg = _read_config(source, local, "vae/config.json", revision)
-        vae_sf = 2 ** (len(vcfg.get("block_out_channels", [0] * 4)) - 1)
-    else:
-        vae_sf = 8
+    from ..adapters import adapter_for
+
+    vcfg = _read_config(source, local, "vae/config.json", revision) if "vae" in index else None
+    vae_sf = adapter_for(tcfg).vae_scale_factor(vcfg)
     scheduler = index.get("scheduler")
     return ModelInfo(
         base_model=base_model, revision=revision, pipeline_class=str(index.get("_class_name")),
         transformer_config=tcfg, vae_scale_factor=int(vae_sf),
         scheduler_class=str(scheduler[1]) if isinstance(scheduler, list) and len(scheduler) == 2 else None,
+        pipeline_config={k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)},
     )
 
 
@@ -150,10 +154,16 @@ def info_from_pipeline(pipe, base_model: str, revision: str | None = None) -> Mo
     """:class:`ModelInfo` of an already loaded pipeline."""
     from ..adapters import load_transformer_config
 
+    from ..adapters import adapter_for
+
+    tcfg = load_transformer_config(pipe.transformer)
+    vae = getattr(pipe, "vae", None)
     return ModelInfo(
         base_model=base_model, revision=revision, pipeline_class=type(pipe).__name__,
-        transformer_config=load_transformer_config(pipe.transformer),
-        vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
+        transformer_config=tcfg,
+        vae_scale_factor=int(adapter_for(tcfg).vae_scale_factor(dict(vae.config) if vae is not None else None)),
+        pipeline_config={k: v for k, v in dict(getattr(pipe, "config", {}) or {}).items()
+                         if not k.startswith("_") and not isinstance(v, (list, tuple))},
         scheduler_class=type(getattr(pipe, "scheduler", None)).__name__ if getattr(pipe, "scheduler", None) is not None else None,
     )
 

@@ -60,6 +60,7 @@ def search_document(context, metric_desc: dict) -> dict:
         "num_inference_steps": context.settings["num_inference_steps"],
         "guidance_scale": context.settings["guidance_scale"],
         "max_sequence_length": context.settings["max_sequence_length"],
+        **({"num_frames": context.settings["num_frames"]} if "num_frames" in context.settings else {}),
         "dtype": cfg.dtype,
         "metric": dict(metric_desc, name=name) if metric_desc.get("name") != name else dict(metric_desc),
         "prompt_set": context.prompt_set.describe(cfg.images_per_prompt, cfg.image_seed),
