@@ -67,12 +67,14 @@ def find_adapter(transformer_class: str) -> ArchitectureAdapter | None:
 
 
 def get_adapter(transformer_class: str) -> ArchitectureAdapter:
-    try:
-        return _ADAPTERS[transformer_class]
-    except KeyError:
-        raise UnsupportedModelError(
-            f"no ecad-hub adapter for {transformer_class}; supported: {', '.join(supported_classes())}"
-        ) from None
+    """The adapter of a class name: the registered one, else the automatic adapter of a diffusers
+    transformer class (:mod:`.auto`, derived per config when used); :class:`UnsupportedModelError` otherwise."""
+    adapter = _ADAPTERS.get(transformer_class)
+    if adapter is not None:
+        return adapter
+    from . import auto
+
+    return auto.lookup(transformer_class, transformer_class, supported_classes())
 
 
 def load_transformer_config(config) -> dict:
@@ -108,10 +110,23 @@ def class_name_of(obj) -> str:
 
 
 def adapter_for(obj) -> ArchitectureAdapter:
-    """The adapter of a transformer model, config dict, config path, or class name."""
+    """The adapter of a transformer model, config dict, config path, or class name.
+
+    A diffusers transformer class with no registered adapter gets the automatic adapter
+    (:func:`ecad_hub.adapters.auto.derive_adapter`, cached per class and config); anything else
+    raises :class:`UnsupportedModelError`.
+    """
     if isinstance(obj, str) and obj in _ADAPTERS:
         return _ADAPTERS[obj]
-    return get_adapter(class_name_of(obj))
+    if isinstance(obj, str) and obj.isidentifier() and not os.path.exists(obj):
+        return get_adapter(obj)  # a class name
+    name = class_name_of(obj)
+    adapter = _ADAPTERS.get(name)
+    if adapter is not None:
+        return adapter
+    from . import auto
+
+    return auto.lookup(obj, name, supported_classes())
 
 
 def architecture_of(obj) -> Architecture:
