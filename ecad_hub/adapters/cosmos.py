@@ -72,6 +72,27 @@ class CosmosAdapter(ArchitectureAdapter):
             kw["padding_mask"] = torch.zeros(1, 1, latent_height, latent_width, device=device)
         return kw
 
+    def profile_forward(self, model, inputs):
+        """diffusers resizes the padding mask with torchvision (a nearest-neighbour resize: no MACs);
+        where torchvision is not installed, a torch stand-in serves for the MAC profile only."""
+        import sys
+        import types
+
+        module = sys.modules[type(model).__mro__[0].__module__]
+        if "transforms" in vars(module) or not model.config.concat_padding_mask:
+            return model(**inputs, return_dict=False)
+        import torch.nn.functional as F
+
+        shim = types.SimpleNamespace(
+            InterpolationMode=types.SimpleNamespace(NEAREST="nearest"),
+            functional=types.SimpleNamespace(resize=lambda x, size, interpolation=None: F.interpolate(
+                x, size=tuple(size), mode="nearest")))
+        module.transforms = shim
+        try:
+            return model(**inputs, return_dict=False)
+        finally:
+            del module.transforms
+
     def default_resolution(self, config, vae_scale_factor):
         return 704  # CosmosTextToWorldPipeline's default height (width 1280)
 
