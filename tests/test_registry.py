@@ -40,7 +40,9 @@ def test_site_lists_frontiers_per_base_model_and_skips_broken_repos(hub, tmp_pat
     page = (out / "index.html").read_text()
     for text in ("test-user/tiny-pixart-ecad", "test-org/other-ecad", 'ECADPipeline.from_pretrained(&quot;test-org/other-ecad&quot;)'):
         assert text in page
-    assert "broken-ecad" not in page
+    listing = page[page.index('<table class="listing"'):]
+    assert "broken-ecad" not in listing  # not listed, but named in the page's "skipped" note
+    assert "Skipped" in page and "test-user/broken-ecad" in page[:page.index('<table class="listing"')]
     for png in (out / "plots").iterdir():
         assert_valid_png(png.read_bytes())
 
@@ -52,3 +54,247 @@ def test_site_for_one_base_model(hub, tmp_path):
     out = site.build_site(tmp_path / "site", base_model="test-org/other-base")
     data = json.loads((out / "registry.json").read_text())
     assert list(data["base_models"]) == ["test-org/other-base"]
+    assert all(u["base_model"] == "test-org/other-base" for u in data["unresolved"])
+
+
+# --------------------------------------------------------------------------------------------
+# the curated index, its merge with live search, the static page, the app's data layer
+# --------------------------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+import html.parser  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "registry"))
+
+import index as registry_index  # noqa: E402
+import model as registry_model  # noqa: E402
+import static_page  # noqa: E402
+from ecad_hub.hub import FrontierSummary  # noqa: E402
+from ecad_hub.schemas import schema_problems  # noqa: E402
+
+
+def _summary(repo_id, base="test-user/tiny-pixart", qualities=(0.9, 0.88, 0.84, 0.7), metric="image_reward", **kw):
+    speedups = (1.0, 1.38, 2.06, 3.17)[: len(qualities)]
+    return FrontierSummary(repo_id=repo_id, base_model=base, resolution=(64, 64), steps=4,
+                           names=tuple(f"ecad-{s:.2f}x" for s in speedups), speedups=speedups,
+                           qualities=tuple(qualities), metric=metric, default=f"ecad-{speedups[1]:.2f}x",
+                           transformer_class="PixArtTransformer2DModel", **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithComparison(FrontierSummary):
+    """A summary carrying the ``comparison`` field another change adds to frontier.json."""
+
+    comparison: object = None
+
+
+def test_curated_index_is_valid():
+    doc = json.loads((ROOT / "registry" / "index.json").read_text())
+    assert schema_problems(doc, "registry-index-v1") == []
+    assert registry_index.index_problems(doc) == []
+    assert registry_index.load_index()["frontiers"]
+    bad = {"registry_index_version": 1, "frontiers": [
+        {"repo_id": "no-namespace", "base_model": "a/b", "resolution": {"height": 64, "width": 64}, "steps": 4, "note": ""},
+        {"repo_id": "a/c", "base_model": "a/b", "resolution": {"height": 64}, "steps": 0, "note": "x", "extra": 1}]}
+    problems = schema_problems(bad, "registry-index-v1")
+    assert len(problems) >= 4, problems
+    dup = {"registry_index_version": 1, "frontiers": [
+        {"repo_id": "a/c", "base_model": "a/b", "resolution": {"height": 64, "width": 64}, "steps": 4, "note": ""}] * 2}
+    assert registry_index.index_problems(dup) == ["frontiers: a/c is listed twice"]
+
+
+def test_merge_index_live_wins_and_unresolved_entries_are_marked():
+    index = {"registry_index_version": 1, "frontiers": [
+        {"repo_id": "u/live", "base_model": "stale/base", "resolution": {"height": 8, "width": 8}, "steps": 99, "note": "curated"},
+        {"repo_id": "u/gone", "base_model": "test-user/tiny-pixart", "resolution": {"height": 64, "width": 64}, "steps": 4, "note": "deleted?"},
+        {"repo_id": "u/other", "base_model": "x/other", "resolution": {"height": 64, "width": 64}, "steps": 4, "note": ""}]}
+    live = [_summary("u/live"), _summary("u/new")]
+    merged = registry_index.merge_index(index, live)
+    assert [(m.repo_id, m.status) for m in merged] == [
+        ("u/live", registry_index.INDEXED), ("u/new", registry_index.LIVE),
+        ("u/gone", registry_index.UNRESOLVED), ("u/other", registry_index.UNRESOLVED)]
+    assert merged[0].base_model == "test-user/tiny-pixart" and merged[0].steps == 4 and merged[0].note == "curated"
+    assert merged[2].summary is None and merged[2].resolution == (64, 64)
+    only = registry_index.merge_index(index, live, base_model="test-user/tiny-pixart")
+    assert [m.repo_id for m in only] == ["u/live", "u/new", "u/gone"]
+    offline = registry_index.merge_index(index, None)
+    assert [(m.repo_id, m.status) for m in offline] == [
+        ("u/gone", registry_index.OFFLINE), ("u/live", registry_index.OFFLINE), ("u/other", registry_index.OFFLINE)]
+    rows = registry_index.index_rows(merged)
+    assert [(r.repo_id, r.status, r.note) for r in rows] == [
+        ("u/gone", registry_index.UNRESOLVED, "deleted?"), ("u/other", registry_index.UNRESOLVED, "")]
+    assert registry_index.merge_index(None, live)[0].status == registry_index.LIVE
+
+
+def test_model_rows_points_leaderboard_and_comparisons():
+    comp = {"baselines": [{"method": "DeepCache", "points": [{"mac_speedup": 2.0, "quality": 0.8},
+                                                             {"speedup": 3.0, "quality": [{"metric": "image_reward", "value": 0.6}]}]},
+                          {"name": "FORA", "mac_speedup": 1.5, "quality": 0.85}, "junk", {"method": "no-x"}]}
+    a = _WithComparison(**dataclasses.asdict(_summary("u/a")), comparison=comp)
+    b = _summary("u/b", qualities=(0.95, 0.93, 0.9))
+    c = _summary("u/c", qualities=(None, None, None, None), metric=None)
+    other = _summary("v/d", base="x/other", qualities=(0.5, 0.45, 0.4, 0.3))
+    rows = registry_model.table_rows([a, b, c, other], 2.0)
+    assert [r.repo_id for r in rows] == ["u/b", "u/a", "v/d", "u/c"]  # best quality at 2x first, none last
+    assert rows[0].best == ("ecad-2.06x", 2.06, 0.9) and rows[-1].best is None
+    assert registry_model.table_rows([a, b], 3.0)[0].repo_id == "u/a"  # u/b does not reach 3x
+    points = registry_model.plot_points([a, c])
+    baselines = [p for p in points if p.kind == "baseline"]
+    assert sorted((p.series, p.speedup, p.quality) for p in baselines) == [
+        ("u/a · DeepCache", 2.0, 0.8), ("u/a · DeepCache", 3.0, 0.6), ("u/a · FORA", 1.5, 0.85)]
+    unscored = [p for p in points if p.repo_id == "u/c"]
+    assert len(unscored) == 4 and all(p.quality is None for p in unscored)  # drawn on the axis, not dropped
+    assert registry_model.axis_floor(points) < 0.6
+    board = registry_model.leaderboard([a, b, c, other])
+    assert board[0][0] == "test-user/tiny-pixart" and board[0][1] == "(none)"
+    assert board[1] == ["test-user/tiny-pixart", "image_reward", "0.9 (u/b · ecad-2.06x)",  # 1.38x < 1.5x
+                        "0.9 (u/b · ecad-2.06x)", "0.7 (u/a · ecad-3.17x)"]
+    assert board[2][0] == "x/other"
+    f = registry_model.Filters(base_model="x/other")
+    assert [s.repo_id for s in registry_model.apply_filters([a, b, other], f)] == ["v/d"]
+    assert [s.repo_id for s in registry_model.apply_filters([a, c], registry_model.Filters(metric="(none)"))] == ["u/c"]
+    assert registry_model.family_of(a) == "pixart"
+    lines = registry_model.loading_lines("u/a", "ecad-2.06x")
+    assert 'ECADPipeline.from_pretrained("u/a", schedule="ecad-2.06x")' in lines
+
+
+class _Checker(html.parser.HTMLParser):
+    VOID = {"meta", "link", "br", "img", "input", "hr", "source", "wbr", "area", "base", "col", "embed", "track",
+            "param", "line", "rect", "circle", "polyline"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.urls, self.tags = [], [], [], []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table = self._row = self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        for key in ("src", "href"):
+            if key in a:
+                self.urls.append((tag, key, a[key]))
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("class", ""), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> (open: {self.stack[-3:]})")
+            return
+        self.stack.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _check_page(page: str, endpoint: str) -> _Checker:
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.errors == [] and checker.stack == [], (checker.errors, checker.stack)
+    assert page.startswith("<!doctype html>")
+    assert "script" not in checker.tags and "link" not in checker.tags and "img" not in checker.tags
+    for tag, key, url in checker.urls:  # only repo links leave the page
+        assert tag == "a" and key == "href" and url.startswith(endpoint.rstrip("/") + "/"), (tag, key, url)
+    assert not re.search(r"url\(|@import", page)
+    assert not re.search(r"https?://", re.sub(r'<a href="[^"]*"', "", page).replace(endpoint, "")), \
+        "an external URL outside the repo links"
+    return checker
+
+
+def test_static_page_is_valid_self_contained_and_shows_the_apps_rows():
+    pd = pytest.importorskip("pandas", reason="pandas (an app dependency) is needed to build the app's table")
+    import app as registry_app  # registry/app.py: its views need no gradio
+
+    comp = [{"method": "DeepCache", "points": [{"mac_speedup": 2.0, "quality": 0.8}]}]
+    summaries = [_WithComparison(**dataclasses.asdict(_summary("u/a")), comparison=comp),
+                 _summary("u/b", qualities=(0.95, 0.93, 0.9)), _summary("u/c", qualities=(None,) * 4, metric=None),
+                 _summary("v/d <x>", base="x/other", qualities=(0.5, 0.45, 0.4, 0.3))]
+    endpoint = "https://hub.example"
+    index = {"registry_index_version": 1, "frontiers": [
+        {"repo_id": "u/gone", "base_model": "test-user/tiny-pixart", "resolution": {"height": 64, "width": 64},
+         "steps": 4, "note": "deleted?"}]}
+    extra = registry_index.index_rows(registry_index.merge_index(index, summaries))
+    page = static_page.render_html(summaries, endpoint=endpoint, skipped=["u/broken: frontier.json: not valid JSON"],
+                                   extra_rows=extra, generated="2026-01-01 00:00 UTC")
+    checker = _check_page(page, endpoint)
+    assert "u/broken: frontier.json: not valid JSON" in page
+    assert page.count("<svg") == 2 and "u/a · DeepCache" in page and "no quality recorded" in page
+    assert "v/d &lt;x&gt;" in page and "v/d <x>" not in page
+
+    class _Reg:  # the app's Registry, already refreshed
+        pass
+
+    reg = _Reg()
+    reg.summaries, reg.extra_rows, reg.notes = summaries, extra, {}
+    frame, shown = registry_app.listing_frame(reg, registry_model.Filters(), registry_model.DEFAULT_SORT_SPEEDUP)
+    header, *body = checker.tables["listing"]
+    assert header[:-1] == list(frame.columns) and header[-1] == "load it"
+    page_rows = sorted(tuple(r[:-1]) for r in body if r != header)
+    app_rows = sorted(tuple(r) for r in frame.itertuples(index=False, name=None))
+    assert page_rows == app_rows and len(app_rows) == 5
+    assert [r[0] for r in checker.tables["leaderboard"][1:]] == [r[0] for r in registry_model.leaderboard(summaries)]
+
+
+def test_built_site_page_is_self_contained(hub, tmp_path):
+    site = _build_site_module()
+    toy_frontier().push_to_hub("test-user/tiny-pixart-ecad")
+    out = site.build_site(tmp_path / "site", index=None)
+    page = (out / "index.html").read_text()
+    _check_page(page, hub.endpoint)
+    assert "<svg" in page and "test-user/tiny-pixart-ecad" in page
+
+
+def test_app_registry_notes_skipped_repos_and_survives_a_failed_listing():
+    import app as registry_app  # registry/app.py: Registry needs no gradio
+    from ecad_hub.errors import HubError
+
+    index = {"registry_index_version": 1, "frontiers": [
+        {"repo_id": "u/gone", "base_model": "b/m", "resolution": {"height": 64, "width": 64}, "steps": 4, "note": "n"}]}
+
+    def lister(base_model=None, limit=None):
+        warnings.warn("browse: skipping u/broken: /cache/hub/models--u--broken/snapshots/" + "a" * 40
+                      + "/frontier.json: not valid JSON", UserWarning)
+        return [_summary("u/a")]
+
+    reg = registry_app.Registry(index=index, lister=lister).refresh()
+    assert [s.repo_id for s in reg.summaries] == ["u/a"]
+    assert reg.skipped == ["u/broken: frontier.json: not valid JSON"]
+    assert [(r.repo_id, r.status) for r in reg.extra_rows] == [("u/gone", registry_index.UNRESOLVED)]
+    text = registry_app.status_markdown(reg, 1)
+    assert "Skipped" in text and "u/broken" in text
+
+    def failing(base_model=None, limit=None):
+        raise HubError("cannot list ECAD repos on http://x (503)")
+
+    reg = registry_app.Registry(index=index, lister=failing).refresh()
+    assert reg.summaries == [] and reg.error and [r.status for r in reg.extra_rows] == [registry_index.OFFLINE]
+    assert "Hub listing failed" in registry_app.status_markdown(reg, 0)
+    heat, text, lines, link = registry_app.detail(reg, None)
+    assert heat is None and lines == ""
