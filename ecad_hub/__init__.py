@@ -18,10 +18,12 @@ from .version import __version__  # noqa: E402
 from .errors import (  # noqa: E402  (light, always imported)
     ArchitectureMismatchError,
     EcadError,
+    FileWriteError,
     FrontierError,
     HubError,
     LegacyFormatError,
     MetricUnavailableError,
+    ModelLoadError,
     ScheduleError,
     ScheduleNotFoundError,
     SearchError,
@@ -43,13 +45,14 @@ _LAZY = {
     "Frontier": ".frontier",
     "ECADPipeline": ".pipeline",
     "browse": ".hub",
+    "compile_blocks": ".compile",
 }
 
 __all__ = [
     "Architecture", "BlockGroup", "CacheSchedule",
     "EcadError", "ScheduleError", "LegacyFormatError", "UnsupportedFeatureError", "ArchitectureMismatchError",
     "StepMismatchError", "UnsupportedModelError", "FrontierError", "ScheduleNotFoundError", "HubError", "SearchError",
-    "MetricUnavailableError", *_LAZY,
+    "MetricUnavailableError", "ModelLoadError", "FileWriteError", *_LAZY,
 ]
 
 

@@ -14,15 +14,47 @@ users can catch exactly what they expect::
 
 from __future__ import annotations
 
+import re
+
+#: Characters that would break a one-line message or drive a terminal: C0/C1 controls and DEL, line
+#: and paragraph separators, and the bidirectional overrides/isolates (text that reads differently
+#: than it is stored).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def escape_control(text: object) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\x1b``, ``\\u2028``): safe to print on one line.
+
+    Every :class:`EcadError` message goes through it, and so does anything ecad-hub prints that
+    came from a file or a repo (names, base models, warnings)::
+
+        >>> escape_control("evil\\n\\x1b[31mred")
+        'evil\\\\n\\\\x1b[31mred'
+    """
+    text = str(text)
+    if not _UNSAFE.search(text):
+        return text
+    return _UNSAFE.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match) -> str:
+    ch = match.group(0)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if ch in named:
+        return named[ch]
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
 
 class EcadError(Exception):
     """Base class of every error ecad-hub raises on purpose.
 
-    ``path`` names the file or repo the problem was found in, when there is one.
+    ``path`` names the file or repo the problem was found in, when there is one. The message is
+    always one line: control characters (from file contents, keys or names) are escaped
+    (:func:`escape_control`).
     """
 
     def __init__(self, message: str, *, path: str | None = None):
-        super().__init__(message)
+        super().__init__(escape_control(message))
         self.path = path
 
 
@@ -35,7 +67,7 @@ class ScheduleError(EcadError, ValueError):
 
     def __init__(self, message: str, *, path: str | None = None, problems: list[str] | None = None):
         super().__init__(message, path=path)
-        self.problems = list(problems) if problems else [message]
+        self.problems = [escape_control(p) for p in problems] if problems else [str(self)]
 
 
 class LegacyFormatError(ScheduleError):
@@ -64,6 +96,14 @@ class FrontierError(EcadError, ValueError):
 
 class HubError(EcadError):
     """A Hub operation failed (network, permissions, a repo that is not an ECAD repo)."""
+
+
+class ModelLoadError(EcadError):
+    """A base model (diffusers pipeline) cannot be loaded: missing or malformed files, custom code, ..."""
+
+
+class FileWriteError(EcadError, OSError):
+    """An output file or folder cannot be written (not writable, a file where a folder is needed, disk full)."""
 
 
 class SearchError(EcadError):

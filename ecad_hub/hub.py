@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .errors import EcadError, FrontierError, HubError
-from .frontier import INDEX_FILE, PULL_PATTERNS, Frontier, check_document, write_folder
+from .errors import EcadError, FrontierError, HubError, escape_control
+from .frontier import INDEX_FILE, Frontier, check_document, is_repo_id, write_folder
 from .frontier.card import ECAD_TAG
-from .frontier.remote import endpoint, fetch, hub_errors, hub_exceptions, server_message
-from .utils.io import read_json
+from .frontier.remote import MAX_FILE_BYTES, endpoint, hub_errors, hub_exceptions, server_message
+from .utils.io import read_bytes_bounded, read_json
 from .utils.table import format_table
 
 
@@ -47,19 +47,28 @@ def pull(
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
 ) -> Path:
-    """Download an ECAD repo's JSON files, model card and PNGs (nothing else) and validate them.
+    """Download an ECAD repo's frontier files, model card and PNGs (nothing else) and validate them.
 
-    With ``out``, the files are copied into that folder (atomically, as
-    :meth:`Frontier.save_pretrained` writes); otherwise the cache snapshot folder is returned.
-    ``Frontier.load(folder)`` then works offline.
+    Exactly the files the frontier layout names are downloaded (``ecad_config.json``,
+    ``frontier.json``, the schedules and heatmaps it lists, ``README.md``, ``frontier.png``), each
+    size-checked against the repo listing first (see :meth:`Frontier.fetch`). With ``out``, those
+    files and nothing else are copied into that folder (atomically, as
+    :meth:`Frontier.save_pretrained` writes), even if the cache holds more of that commit;
+    otherwise the cache snapshot folder is returned. ``Frontier.load(folder)`` then works offline.
+
+    A frontier whose ``base_model`` is not a Hub repo id (a local path) is refused: a published
+    frontier must name its base model on the Hub.
     """
-    snapshot = fetch(repo_id, PULL_PATTERNS, revision=revision, token=token, cache_dir=cache_dir,
-                     local_files_only=local_files_only)
+    frontier, snapshot = Frontier.fetch(repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                                        local_files_only=local_files_only, card=True)
+    if not is_repo_id(frontier.base_model):
+        raise FrontierError(f"{snapshot.label}: its base_model {frontier.base_model!r} is not a Hub repo id; "
+                            f"a frontier from the Hub may only name a Hub model", path=repo_id)
     folder = snapshot.folder
-    Frontier.load_folder(folder, label=snapshot.label, repo_id=repo_id, commit=snapshot.commit)  # validate first
     if out is None:
         return folder
-    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = {rel: read_bytes_bounded(folder / rel, MAX_FILE_BYTES, error_cls=FrontierError)
+             for rel in snapshot.files}
     write_folder(Path(out), files)
     return Path(out)
 
@@ -116,9 +125,18 @@ def _summary(model, token) -> FrontierSummary:
     siblings = getattr(model, "siblings", None)
     if siblings is not None and INDEX_FILE not in {s.rfilename for s in siblings}:
         raise FrontierError(f"no {INDEX_FILE}")
+    revision = getattr(model, "sha", None) or None
+    size = next((s.size for s in siblings or [] if s.rfilename == INDEX_FILE and s.size is not None), None)
     with hub_errors(model.id, f"download of {INDEX_FILE}"):
-        path = hf_hub_download(model.id, INDEX_FILE, revision=getattr(model, "sha", None) or None, token=token)
-    index = read_json(path, error_cls=FrontierError)
+        if size is None:  # listings carry no sizes: ask for this one file's before downloading it
+            from huggingface_hub import HfApi
+
+            found = HfApi(token=token).get_paths_info(model.id, [INDEX_FILE], revision=revision)
+            size = next((getattr(f, "size", None) for f in found if f.path == INDEX_FILE), None)
+        if size is not None and size > MAX_FILE_BYTES:
+            raise FrontierError(f"its {INDEX_FILE} is {size:,} bytes, larger than the {MAX_FILE_BYTES:,}-byte limit")
+        path = hf_hub_download(model.id, INDEX_FILE, revision=revision, token=token)
+    index = read_json(path, error_cls=FrontierError, max_bytes=MAX_FILE_BYTES)
     check_document(index, "frontier-v1", INDEX_FILE)
     metric = index.get("metric")
     entries = index["schedules"]
@@ -194,10 +212,10 @@ def browse(
     summaries = []
     for model, (summary, problem) in zip(models, outcomes):
         if summary is None:
-            warnings.warn(f"browse: skipping {model.id}: {problem}", stacklevel=2)
+            warnings.warn(escape_control(f"browse: skipping {model.id}: {problem}"), stacklevel=2)
         elif base_model and summary.base_model != base_model:
-            warnings.warn(f"browse: skipping {model.id}: its frontier.json is for {summary.base_model}, "
-                          f"its card says {base_model}", stacklevel=2)
+            warnings.warn(escape_control(f"browse: skipping {model.id}: its frontier.json is for {summary.base_model}, "
+                                         f"its card says {base_model}"), stacklevel=2)
         else:
             summaries.append(summary)
     return summaries
@@ -210,6 +228,7 @@ def summaries_table(summaries: Iterable[FrontierSummary]) -> str:
         speedups = ", ".join("-" if v is None else f"{v:.2f}x" for v in s.speedups)
         known = [q for q in s.qualities if q is not None]
         quality = f"{s.metric or 'quality'} {min(known):.4g}..{max(known):.4g}" if known else "-"
-        rows.append([s.repo_id, s.base_model, f"{s.resolution[0]}x{s.resolution[1]}" if s.resolution else "-",
-                     str(s.steps), speedups, quality])
+        rows.append([escape_control(s.repo_id), escape_control(s.base_model),
+                     f"{s.resolution[0]}x{s.resolution[1]}" if s.resolution else "-",
+                     str(s.steps), speedups, escape_control(quality)])
     return format_table(rows, ["repo", "base model", "resolution", "steps", "MAC speedups", "quality"])

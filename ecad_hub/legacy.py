@@ -24,11 +24,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .utils.io import read_json
+from .utils.io import read_bytes_bounded, read_json
 from .errors import LegacyFormatError, ScheduleError, UnsupportedFeatureError
 from .schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")  # matched whole (fullmatch)
 
 _CUSTOM_KEYS = ("custom_compute_attn", "custom_compute_ff")
 
@@ -53,7 +53,8 @@ def from_legacy(path_or_doc, *, name: str | None = None, architecture=None,
         path = Path(path_or_doc)
         doc = read_json(path, error_cls=LegacyFormatError, max_bytes=MAX_SCHEDULE_BYTES)
         source = str(path)
-        file_info = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        raw = read_bytes_bounded(path, MAX_SCHEDULE_BYTES, error_cls=LegacyFormatError)
+        file_info = {"file": path.name[:400], "sha256": hashlib.sha256(raw).hexdigest()}
         default_name = path.stem
     else:
         doc, source, file_info, default_name = path_or_doc, "<legacy>", {}, None
@@ -73,11 +74,11 @@ def from_legacy(path_or_doc, *, name: str | None = None, architecture=None,
 
 def _safe_name(candidate: str | None, fallback: str) -> str:
     for value in (candidate, fallback):
-        if value and _NAME_OK.match(value):
+        if value and _NAME_OK.fullmatch(value):
             return value
         if value:
             cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-._")[:120]
-            if cleaned and _NAME_OK.match(cleaned):
+            if cleaned and _NAME_OK.fullmatch(cleaned):
                 return cleaned
     return "imported"
 

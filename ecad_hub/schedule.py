@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .errors import ScheduleError
+from .errors import FileWriteError, ScheduleError
 from .schemas import schema_problems, short_repr
 from .utils.io import atomic_write_text, dumps_json, loads_json, read_json
 
@@ -67,6 +67,12 @@ class BlockGroup:
     components: tuple[str, ...]
     absent: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
+    def __post_init__(self):
+        problems = _group_problems(self.name, self.num_blocks, self.components,
+                                   {c: [b for cc, b in self.absent if cc == c] for c, _ in self.absent})
+        if problems:
+            raise ScheduleError(f"invalid block group: {problems[0]}", problems=problems)
+
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"name": self.name, "num_blocks": self.num_blocks, "components": list(self.components)}
         if self.absent:
@@ -79,10 +85,16 @@ class BlockGroup:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "BlockGroup":
-        absent = frozenset(
-            (comp, int(b)) for comp, blocks in (d.get("absent") or {}).items() for b in blocks
-        )
-        return cls(str(d["name"]), int(d["num_blocks"]), tuple(d["components"]), absent)
+        """From a schema-valid ``block_group`` document; raises :class:`ScheduleError` if it is inconsistent."""
+        try:
+            absent = frozenset(
+                (comp, int(b)) for comp, blocks in (d.get("absent") or {}).items() for b in blocks
+            )
+            return cls(str(d["name"]), int(d["num_blocks"]), tuple(d["components"]), absent)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, ScheduleError):
+                raise
+            raise ScheduleError(f"invalid block group: {type(e).__name__}: {e}") from None
 
     def present(self) -> np.ndarray:
         """Bool array ``[num_blocks, num_components]``: which sub-modules exist."""
@@ -102,9 +114,24 @@ class Architecture:
     def to_dict(self) -> dict:
         return {"transformer_class": self.transformer_class, "groups": [g.to_dict() for g in self.groups]}
 
+    def __post_init__(self):
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            dupe = next(n for n in names if names.count(n) > 1)
+            raise ScheduleError(f"invalid architecture: duplicate block group {dupe!r}")
+
     @classmethod
     def from_dict(cls, d: Mapping) -> "Architecture":
-        return cls(str(d["transformer_class"]), tuple(BlockGroup.from_dict(g) for g in d["groups"]))
+        """From a schema-valid ``architecture`` document; raises :class:`ScheduleError` if it is inconsistent."""
+        problems = architecture_problems(d)
+        if problems:
+            raise ScheduleError(f"invalid architecture: {problems[0]}", problems=problems)
+        try:
+            return cls(str(d["transformer_class"]), tuple(BlockGroup.from_dict(g) for g in d["groups"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if isinstance(e, ScheduleError):
+                raise
+            raise ScheduleError(f"invalid architecture: {type(e).__name__}: {e}") from None
 
     def group(self, name: str) -> BlockGroup:
         for g in self.groups:
@@ -435,11 +462,13 @@ class CacheSchedule:
         """Build from a parsed document of any readable version (migrated, validated)."""
         doc = migrate(doc, source=source)
         problems = schema_problems(doc, "schedule-v1")
+        if not problems:  # the semantic checks read the raw document (the objects would drop what is wrong)
+            problems = [f"architecture/{p}" for p in architecture_problems(doc["architecture"])]
         if problems:
             raise ScheduleError(f"{source}: {problems[0]}", path=source, problems=[f"{source}: {p}" for p in problems])
         try:
             arch = Architecture.from_dict(doc["architecture"])
-        except (KeyError, TypeError, ValueError) as e:  # pragma: no cover - schema guarantees the shape
+        except ScheduleError as e:  # pragma: no cover - architecture_problems found nothing
             raise ScheduleError(f"{source}: architecture: {e}", path=source) from None
         problems = _shape_problems(doc, arch)
         if problems:
@@ -467,7 +496,7 @@ class CacheSchedule:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the schedule as schema v1 JSON, atomically (temp file + rename). Returns the path."""
         path = Path(path)
-        atomic_write_text(path, self.validate().to_json())
+        atomic_write_text(path, self.validate().to_json(), error_cls=FileWriteError)
         return path
 
     # --- identity ---------------------------------------------------------------------------
@@ -531,21 +560,51 @@ def _decode_masks(arch: Architecture, steps: int, doc_mask: Mapping) -> dict[str
     return out
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _group_problems(name: str, num_blocks: Any, components: Any, absent: Any) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(absent, Mapping):
+        return problems
+    comps = list(components) if isinstance(components, (list, tuple)) else []
+    for comp, blocks in absent.items():
+        if comp not in comps:
+            problems.append(f"{name}/absent: unknown component {comp!r} (declared: {comps})")
+            continue
+        bad = [b for b in (blocks if isinstance(blocks, (list, tuple)) else [])
+               if not _is_int(num_blocks) or not _is_int(b) or not 0 <= b < num_blocks]
+        if bad:
+            problems.append(f"{name}/absent/{comp}: block {short_repr(bad[0])} out of range (num_blocks {num_blocks})")
+    return problems
+
+
+def architecture_problems(doc: Any) -> list[str]:
+    """Checks of an ``architecture`` document JSON Schema cannot express, one line each (empty if fine).
+
+    Group names are distinct; every ``absent`` entry names a declared component and blocks in
+    range. Every reader of an architecture (schedules, ``ecad_config.json``) runs it on the raw
+    document, after the schema.
+    """
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("groups"), list):
+        return []
+    problems: list[str] = []
+    names = [g.get("name") for g in doc["groups"] if isinstance(g, Mapping)]
+    for n in dict.fromkeys(n for n in names if names.count(n) > 1):
+        problems.append(f"groups: duplicate block group {short_repr(n)}")
+    for g in doc["groups"]:
+        if isinstance(g, Mapping):
+            problems += _group_problems(str(g.get("name")), g.get("num_blocks"), g.get("components"), g.get("absent"))
+    return problems
+
+
 def _shape_problems(doc: Mapping, arch: Architecture) -> list[str]:
     """Checks JSON Schema cannot express: the mask matches the declared counts and names."""
     problems: list[str] = []
     steps = doc["num_inference_steps"]
     mask = doc["mask"]
-    for g in arch.groups:
-        for comp, blocks in (g.to_dict().get("absent") or {}).items():
-            if comp not in g.components:
-                problems.append(f"architecture/{g.name}/absent: unknown component {comp!r}")
-            bad = [b for b in blocks if b >= g.num_blocks]
-            if bad:
-                problems.append(f"architecture/{g.name}/absent/{comp}: block {bad[0]} out of range (num_blocks {g.num_blocks})")
     names = [g.name for g in arch.groups]
-    if len(set(names)) != len(names):
-        problems.append("architecture/groups: duplicate group names")
     for extra in sorted(set(mask) - set(names)):
         problems.append(f"mask/{extra}: unknown block group (architecture declares {names})")
     for g in arch.groups:

@@ -21,9 +21,17 @@ Endpoints served (``{type}`` is ``models``, ``datasets`` or ``spaces``; repo ids
     POST   /api/{type}/{repo}/paths-info/{rev}
     GET    /api/{type}/{repo}/refs                    include_prs
     GET    /api/{type}/{repo}/commits/{rev}           Link paging
-    POST   /api/{type}/{repo}/preupload/{rev}         every file: uploadMode "regular"
-    POST   /api/{type}/{repo}/commit/{rev}            NDJSON header/file/deletedFile/deletedFolder;
-                                                      create_pr=1 -> refs/pr/N; parentCommit
+    POST   /api/{type}/{repo}/preupload/{rev}         uploadMode "lfs" for .gitattributes LFS
+                                                      patterns, files >= 10 MB and, with
+                                                      ``binary_as_lfs``, binary samples (a NUL
+                                                      byte); else "regular"
+    POST   /[{type}/]{repo}.git/info/lfs/objects/batch  LFS batch API (basic transfer): upload +
+                                                      verify actions, none for stored objects
+    PUT    /lfs-objects/{type}/{repo}/{oid}           LFS upload (sha256 and size checked)
+    POST   /lfs-verify/{type}/{repo}                  LFS verify
+    POST   /api/{type}/{repo}/commit/{rev}            NDJSON header/file/lfsFile/deletedFile/
+                                                      deletedFolder; create_pr=1 -> refs/pr/N;
+                                                      parentCommit
     POST   /api/{type}/{repo}/discussions             pull requests only open a refs/pr/N ref
     GET    /api/{type}/{repo}/discussions/{num}
     HEAD   /[{type}/]{repo}/resolve/{rev}/{path}      X-Repo-Commit, ETag (git blob sha1),
@@ -47,9 +55,10 @@ else ``adapter`` if ``adapter_config.json`` exists, ``merge`` for several base m
 
 Deliberately NOT implemented:
 
-* LFS and Xet uploads/downloads: preupload always answers ``uploadMode: "regular"`` and resolve
-  never sends ``X-Xet-Hash`` / ``Link: xet-auth``, so the client stays on plain HTTP. An ``lfsFile``
-  commit line is rejected with 400. (``HF_HUB_DISABLE_XET=1`` is also set by conftest.)
+* Xet uploads/downloads: resolve never sends ``X-Xet-Hash`` / ``Link: xet-auth`` and the LFS batch
+  API only offers the ``basic`` transfer, so the client stays on plain HTTP (``HF_HUB_DISABLE_XET=1``
+  is also set by conftest). LFS files are served directly by resolve (``X-Linked-Etag`` /
+  ``X-Linked-Size`` set), without the CDN redirect; multipart LFS uploads are not offered.
 * Auth beyond a bearer-token check: any accepted token is user ``test-user`` (member of org
   ``test-org``) and may write to any namespace; a wrong token gets 401 everywhere; private repos
   are invisible (401 + RepoNotFound) without a valid token. No gated repos, scopes or rate limits.
@@ -57,6 +66,12 @@ Deliberately NOT implemented:
   ``.gitignore`` evaluation (``shouldIgnore`` is always false), LFS copy, Spaces runtime,
   datasets-server, inference, telemetry, and repo settings. Unknown routes answer 404.
 * ``downloads`` counts GET ``/resolve`` requests for the repo; ``likes``/``trendingScore`` stay 0.
+
+Fault injection (:meth:`HubDouble.fail_next`): the next matching requests are answered with an
+error status without touching any state (``mode="respond"``), or the connection is closed without
+an answer (``"drop"``), or the request is carried out (e.g. the commit applied) and *then* answered
+with an error status (``"after"``) or dropped (``"after-drop"``): the ambiguous failures a client
+must check before it says what happened.
 """
 
 from __future__ import annotations
@@ -135,6 +150,7 @@ class Commit:
     message: str
     date: str
     files: Mapping[str, bytes]
+    lfs: frozenset = frozenset()  # paths stored as LFS objects (their bytes are in ``files`` too)
 
 
 @dataclass
@@ -148,6 +164,7 @@ class _Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     discussions: dict[int, dict] = field(default_factory=dict)
     downloads: int = 0
+    lfs_objects: dict[str, bytes] = field(default_factory=dict)  # sha256 -> bytes (uploaded, maybe uncommitted)
 
     def resolve(self, revision: str) -> str:
         """Branch / PR ref / full sha / unique sha prefix -> sha, else RevisionNotFound."""
@@ -168,11 +185,13 @@ class _Repo:
             sha = commit.parent
         return out
 
-    def new_commit(self, parent: str | None, files: dict[str, bytes], title: str, message: str) -> Commit:
-        tree = "".join(f"{p}\0{git_blob_sha(files[p])}\n" for p in sorted(files))
+    def new_commit(self, parent: str | None, files: dict[str, bytes], title: str, message: str,
+                   lfs: Iterable[str] = ()) -> Commit:
+        lfs = frozenset(p for p in lfs if p in files)
+        tree = "".join(f"{p}\0{git_blob_sha(files[p])}{' lfs' if p in lfs else ''}\n" for p in sorted(files))
         seed = f"{self.salt}\n{parent}\n{tree}\n{title}\n{message}".encode()
         commit = Commit(hashlib.sha1(seed).hexdigest(), parent, title, message, _now(),
-                        MappingProxyType(dict(files)))
+                        MappingProxyType(dict(files)), lfs)
         self.commits.setdefault(commit.sha, commit)
         return self.commits[commit.sha]
 
@@ -200,6 +219,16 @@ class _FailureRule:
     remaining: int
     code: str | None
     message: str
+    mode: str = "respond"
+
+
+class _DropConnection(Exception):
+    """Close the connection without sending a response (a network failure, as the client sees it)."""
+
+
+FAILURE_MODES = ("respond", "drop", "after", "after-drop")
+#: Files the real Hub stores with LFS whatever .gitattributes says (it refuses them as regular files).
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 
 
 @dataclass
@@ -278,6 +307,9 @@ class HubDouble:
         self.tokens = set(tokens)
         #: Items per page for paginated listings (models, tree, commits); lower it to test paging.
         self.page_size = self._default_page_size = page_size
+        #: Store binary files (a NUL byte in the first 512) with LFS, as the real Hub does; off by default
+        #: (then only .gitattributes patterns and files >= 10 MB go to LFS). ``reset()`` turns it off.
+        self.binary_as_lfs = False
         #: Every request received, in order. ``hub.requests.clear()`` (or ``clear_requests()``) empties it.
         self.requests: list[RequestRecord] = []
         self._repos: dict[tuple[str, str], _Repo] = {}
@@ -322,6 +354,7 @@ class HubDouble:
         """Forget all repos, pending injected failures and the request log; restore ``page_size``."""
         with self._lock:
             self.page_size = self._default_page_size
+            self.binary_as_lfs = False
             self._repos.clear()
             self._failures.clear()
             self.requests.clear()
@@ -331,12 +364,25 @@ class HubDouble:
             self.requests.clear()
 
     def fail_next(self, method: str, path_regex: str, status: int = 500, times: int = 1, *,
-                  error_code: str | None = None, message: str = "Injected failure") -> None:
-        """Answer the next ``times`` requests matching ``method`` ("*" = any) and ``re.search(path_regex,
-        decoded_path)`` with ``status``, without touching any state. Rules are used in the order added."""
+                  error_code: str | None = None, message: str = "Injected failure", mode: str = "respond") -> None:
+        """Fail the next ``times`` requests matching ``method`` ("*" = any) and ``re.search(path_regex,
+        decoded_path)``. Rules are used in the order added.
+
+        ``mode``: ``"respond"`` answers ``status`` without touching any state; ``"drop"`` closes the
+        connection without an answer (nothing done); ``"after"`` carries the request out (state
+        changed, e.g. the commit applied) and then answers ``status``; ``"after-drop"`` carries it
+        out and then closes the connection without an answer.
+        """
+        if mode not in FAILURE_MODES:
+            raise ValueError(f"mode must be one of {FAILURE_MODES}, got {mode!r}")
         with self._lock:
             self._failures.append(_FailureRule(method.upper(), re.compile(path_regex), status, times,
-                                               error_code, message))
+                                               error_code, message, mode))
+
+    def pending_failures(self) -> int:
+        """How many injected failures have not been used yet."""
+        with self._lock:
+            return sum(r.remaining for r in self._failures)
 
     def downloaded(self, repo_id: str | None = None, repo_type: str = "model") -> list[str]:
         """File paths fetched with GET ``/resolve`` (in request order), optionally for one repo only."""
@@ -389,7 +435,11 @@ class HubDouble:
                 self._create_repo(repo_type, repo_id, private)
             repo = self._repo(repo_type, repo_id)
             parent = repo.refs.get(revision, repo.refs["main"])
-            commit = repo.new_commit(parent, _apply_ops(repo.commits[parent].files, ops), message, "")
+            base = repo.commits[parent]
+            files = _apply_ops(base.files, ops)
+            lfs = {p for p in base.lfs if p in files and p not in files_added(ops)}
+            lfs |= {op[1] for op in ops if _stored_as_lfs(op[1], op[2], files, self.binary_as_lfs)}
+            commit = repo.new_commit(parent, files, message, "", lfs)
             repo.refs[revision] = commit.sha
             return commit.sha
 
@@ -416,14 +466,25 @@ class HubDouble:
     def _handle(self, req: _Request) -> tuple[int, dict, Any]:
         """Log, apply failure injection, route. Returns (status, headers, body)."""
         path = "/" + "/".join(req.segs)
+        fired = None
         with self._lock:
             self.requests.append(RequestRecord(req.method, path, req.query))
             for rule in self._failures:
                 if rule.remaining > 0 and rule.method in ("*", req.method) and rule.pattern.search(path):
                     rule.remaining -= 1
-                    raise HubError(rule.status, rule.message, rule.code)
+                    fired = rule
+                    break
             self._failures = [r for r in self._failures if r.remaining > 0]
-        return self._route(req)
+        if fired is not None and fired.mode == "respond":
+            raise HubError(fired.status, fired.message, fired.code)
+        if fired is not None and fired.mode == "drop":
+            raise _DropConnection()
+        result = self._route(req)
+        if fired is not None and fired.mode == "after":
+            raise HubError(fired.status, fired.message, fired.code)
+        if fired is not None and fired.mode == "after-drop":
+            raise _DropConnection()
+        return result
 
     def _authenticated(self, req: _Request) -> bool:
         """True with a valid bearer token, False with none; 401 for a wrong one."""
@@ -463,9 +524,16 @@ class HubDouble:
                 return self._list_repos(req, _TYPES[rest[0]])
             if len(rest) >= 3 and rest[0] in _TYPES:
                 return self._repo_api(req, _TYPES[rest[0]], f"{rest[1]}/{rest[2]}", rest[3:])
+        elif s[:1] == ["lfs-objects"] and len(s) == 5 and s[1] in _URL_PREFIX and m == "PUT":
+            return self._lfs_upload(req, s[1], f"{s[2]}/{s[3]}", s[4])
+        elif s[:1] == ["lfs-verify"] and len(s) == 4 and s[1] in _URL_PREFIX and m == "POST":
+            return self._lfs_verify(req, s[1], f"{s[2]}/{s[3]}")
         else:
             typed = bool(s) and s[0] in ("datasets", "spaces")  # model URLs carry no type prefix
             repo_type, parts = (_TYPES[s[0]], s[1:]) if typed else ("model", s)
+            if (len(parts) == 6 and parts[1].endswith(".git") and parts[2:] == ["info", "lfs", "objects", "batch"]
+                    and m == "POST"):
+                return self._lfs_batch(req, repo_type, f"{parts[0]}/{parts[1][:-4]}")
             if len(parts) >= 5 and parts[2] == "resolve" and m in ("GET", "HEAD"):
                 revision, path = _split_revision(parts[3:])
                 return self._resolve(req, repo_type, f"{parts[0]}/{parts[1]}", revision, path)
@@ -563,7 +631,13 @@ class HubDouble:
         if blobs:
             for s in siblings:
                 data = commit.files[s["rfilename"]]
-                s.update(size=len(data), blobId=git_blob_sha(data))
+                if s["rfilename"] in commit.lfs:
+                    pointer = _lfs_pointer(data)
+                    s.update(size=len(data), blobId=git_blob_sha(pointer),
+                             lfs={"size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                  "pointerSize": len(pointer)})
+                else:
+                    s.update(size=len(data), blobId=git_blob_sha(data))
         info: dict[str, Any] = {
             "_id": repo.salt[:24], "id": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": sha,
             "lastModified": commit.date, "createdAt": repo.created_at, "private": repo.private,
@@ -646,7 +720,13 @@ class HubDouble:
         files = repo.commits[sha].files
         entries: dict[str, dict] = {}
         for path, data in files.items():
-            entries[path] = {"type": "file", "oid": git_blob_sha(data), "size": len(data), "path": path}
+            if path in repo.commits[sha].lfs:
+                pointer = _lfs_pointer(data)
+                entries[path] = {"type": "file", "oid": git_blob_sha(pointer), "size": len(data), "path": path,
+                                 "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                         "pointerSize": len(pointer)}}
+            else:
+                entries[path] = {"type": "file", "oid": git_blob_sha(data), "size": len(data), "path": path}
             parts = path.split("/")
             for i in range(1, len(parts)):
                 folder = "/".join(parts[:i])
@@ -695,10 +775,13 @@ class HubDouble:
             data = repo.commits[sha].files.get(path)
             if data is None:
                 raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": sha})
+            is_lfs = path in repo.commits[sha].lfs
             if req.method == "GET":
                 repo.downloads += 1
-        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha(data)}"', "Accept-Ranges": "bytes",
-                   "Content-Type": "application/octet-stream"}
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha(_lfs_pointer(data) if is_lfs else data)}"',
+                   "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+        if is_lfs:
+            headers.update({"X-Linked-Etag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Linked-Size": str(len(data))})
         status, body = 200, data
         byte_range = req.headers.get("Range")
         if byte_range:
@@ -713,13 +796,64 @@ class HubDouble:
         self._require_auth(req)
         with self._lock:
             repo = self._repo(repo_type, repo_id)
-            existing = repo.commits[repo.resolve(revision)].files
+            current = repo.commits[repo.resolve(revision)]
         files = []
         for f in req.json().get("files", []):
-            remote = existing.get(f["path"])
-            files.append({"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                          "oid": git_blob_sha(remote) if remote is not None else None})
+            remote = current.files.get(f["path"])
+            try:
+                sample = base64.b64decode(f.get("sample") or "")
+            except ValueError:
+                sample = b""
+            size = int(f.get("size") or 0)
+            lfs = (_lfs_by_gitattributes(f["path"], current.files) or size >= LFS_SIZE_THRESHOLD
+                   or (self.binary_as_lfs and b"\0" in sample))
+            if remote is None:
+                oid = None
+            elif f["path"] in current.lfs:
+                oid = hashlib.sha256(remote).hexdigest()
+            else:
+                oid = git_blob_sha(remote)
+            files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                          "oid": oid})
         return 200, {}, {"files": files, "commitOid": repo.refs.get(revision)}
+
+    # -- routes: LFS --------------------------------------------------------------------
+
+    def _lfs_batch(self, req: _Request, repo_type: str, repo_id: str) -> tuple[int, dict, Any]:
+        self._require_auth(req)
+        body = req.json()
+        if body.get("operation") != "upload" or "basic" not in (body.get("transfers") or ["basic"]):
+            raise HubError(400, "HubDouble's LFS batch API only supports basic uploads")
+        with self._lock:
+            repo = self._repo(repo_type, repo_id)
+            stored = set(repo.lfs_objects)
+        prefix = f"{self.endpoint}/lfs-objects/{repo_type}/{repo_id}"
+        objects = []
+        for obj in body.get("objects", []):
+            oid, size = str(obj.get("oid")), int(obj.get("size") or 0)
+            entry: dict[str, Any] = {"oid": oid, "size": size, "authenticated": True}
+            if oid not in stored:
+                entry["actions"] = {"upload": {"href": f"{prefix}/{oid}", "header": {}},
+                                    "verify": {"href": f"{self.endpoint}/lfs-verify/{repo_type}/{repo_id}",
+                                               "header": {}}}
+            objects.append(entry)
+        return 200, {}, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
+
+    def _lfs_upload(self, req: _Request, repo_type: str, repo_id: str, oid: str) -> tuple[int, dict, Any]:
+        if hashlib.sha256(req.body).hexdigest() != oid:
+            raise HubError(400, f"LFS upload: content does not match oid {oid}")
+        with self._lock:
+            self._repo(repo_type, repo_id).lfs_objects[oid] = bytes(req.body)
+        return 200, {}, b""
+
+    def _lfs_verify(self, req: _Request, repo_type: str, repo_id: str) -> tuple[int, dict, Any]:
+        self._require_auth(req)
+        body = req.json()
+        with self._lock:
+            data = self._repo(repo_type, repo_id).lfs_objects.get(str(body.get("oid")))
+        if data is None or len(data) != int(body.get("size") or -1):
+            raise HubError(404, f"LFS object {body.get('oid')} not found")
+        return 200, {}, {"message": "ok"}
 
     def _commit(self, req: _Request, repo_type: str, repo_id: str, revision: str) -> tuple[int, dict, Any]:
         self._require_auth(req)
@@ -728,6 +862,14 @@ class HubDouble:
         parent_commit = header.get("parentCommit")
         with self._lock:  # everything below is one atomic step
             repo = self._repo(repo_type, repo_id)
+            lfs_added = set()
+            for i, op in enumerate(ops):
+                if op[0] == "add_lfs":
+                    data = repo.lfs_objects.get(op[2])
+                    if data is None:
+                        raise HubError(400, f"LFS object {op[2]} for {op[1]} was never uploaded")
+                    ops[i] = ("add", op[1], data)
+                    lfs_added.add(op[1])
             is_ref = revision in repo.refs
             if create_pr:
                 if not is_ref or revision.startswith("refs/pr/"):
@@ -741,7 +883,8 @@ class HubDouble:
                 if parent_commit and not base.startswith(parent_commit.lower()):
                     raise HubError(412, "A commit has happened since. Please refresh and try again.")
             files = _apply_ops(repo.commits[base].files, ops)
-            commit = repo.new_commit(base, files, header["summary"], header.get("description") or "")
+            lfs = {p for p in repo.commits[base].lfs if p in files and p not in files_added(ops)} | lfs_added
+            commit = repo.new_commit(base, files, header["summary"], header.get("description") or "", lfs)
             pr_url = None
             if create_pr:
                 num = repo.open_pull_request(header["summary"], header.get("description") or "", revision, commit.sha)
@@ -831,12 +974,46 @@ def _parse_ndjson_commit(body: bytes) -> tuple[dict, list[tuple]]:
         elif key == "deletedFolder":
             ops.append(("delete_folder", _clean_path(value.get("path")).rstrip("/")))
         elif key == "lfsFile":
-            raise HubError(400, "HubDouble does not support LFS/Xet files (preupload answers 'regular')")
+            if value.get("algo", "sha256") != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", str(value.get("oid"))):
+                raise HubError(400, f"Malformed lfsFile line: {value!r}")
+            ops.append(("add_lfs", _clean_path(value.get("path")), value["oid"]))
         else:
             raise HubError(400, f"Unknown commit operation key: {key!r}")
     if not header or not header.get("summary"):
         raise HubError(400, "Commit header with a non-empty 'summary' is required")
     return header, ops
+
+
+def files_added(ops: list[tuple]) -> set[str]:
+    """Paths an op list adds (or overwrites)."""
+    return {op[1] for op in ops if op[0] in ("add", "add_lfs")}
+
+
+def _lfs_pointer(data: bytes) -> bytes:
+    """The git-lfs pointer file the repo's git tree holds for an LFS object."""
+    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(data).hexdigest()}\n"
+            f"size {len(data)}\n").encode()
+
+
+def _lfs_by_gitattributes(path: str, files: Mapping[str, bytes]) -> bool:
+    """Whether ``.gitattributes`` (at the repo root) routes ``path`` to LFS (``<pattern> filter=lfs``)."""
+    import fnmatch
+
+    text = files.get(".gitattributes", b"").decode("utf-8", "replace")
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and "filter=lfs" in parts[1:]:
+            pattern = parts[0]
+            target = path if "/" in pattern else path.rsplit("/", 1)[-1]
+            if fnmatch.fnmatchcase(target, pattern.lstrip("/")):
+                return True
+    return False
+
+
+def _stored_as_lfs(path: str, data: bytes, files: Mapping[str, bytes], binary_as_lfs: bool) -> bool:
+    """How the Hub would store a seeded file: LFS when large, matched by .gitattributes or (optionally) binary."""
+    return (_lfs_by_gitattributes(path, files) or len(data) >= LFS_SIZE_THRESHOLD
+            or (binary_as_lfs and b"\0" in data[:512]))
 
 
 def _apply_ops(base: Mapping[str, bytes], ops: list[tuple]) -> dict[str, bytes]:
@@ -908,6 +1085,13 @@ class _Handler(BaseHTTPRequestHandler):
                        parse_qs(raw_query, keep_blank_values=True), self.headers, body)
         try:
             status, headers, payload = hub._handle(req)
+        except _DropConnection:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(2)  # socket.SHUT_RDWR: the client sees the server disconnect
+            except OSError:
+                pass
+            return
         except HubError as e:
             status, payload = e.status, {"error": e.message, **e.extra}
             headers = {"X-Error-Message": e.message, **e.headers}

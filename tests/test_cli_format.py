@@ -98,3 +98,34 @@ def test_bad_input_exit_code_and_one_line_from_a_real_process(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "unsupported ecad_schedule_version 99" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sizes_must_be_positive_and_zero_is_not_the_default(tmp_path, capsys):
+    path, config = _schedule(tmp_path), _write_config(tmp_path)
+    for flag, value in (("--height", "0"), ("--height", "-8"), ("--width", "0"), ("--batch-size", "0"),
+                        ("--text-len", "0"), ("--vae-scale-factor", "0")):
+        assert main(["macs", str(path), "--transformer-config", str(config), flag, value]) == 1
+        err = capsys.readouterr().err
+        assert err == f"error: {flag} must be a positive integer, got {value}\n"
+
+
+def test_an_unwritable_out_is_one_error_line_not_a_traceback(tmp_path, capsys):
+    legacy = tmp_path / "smooth.json"
+    legacy.write_text(json.dumps({"attn1": [1, 0] * 10}))
+    (tmp_path / "afile").write_text("x")
+    config = _write_config(tmp_path)
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert main(["import", str(legacy), "--transformer-config", str(config), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err == f"error: {tmp_path / 'afile'}: is a file, not a folder (cannot write {out / 'smooth.json'} under it)\n"
+
+
+def test_main_maps_any_os_error_to_one_line(monkeypatch, capsys):
+    import ecad_hub.cli.format as format_module
+
+    def broken(args):
+        raise PermissionError(13, "Permission denied", "/somewhere/out")
+
+    monkeypatch.setattr(format_module, "cmd_validate", broken)
+    assert main(["validate", "x"]) == 1
+    assert capsys.readouterr().err == "error: /somewhere/out: failed (Permission denied)\n"

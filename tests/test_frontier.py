@@ -454,3 +454,75 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no schedule named 'nope'" in err and err.count("\n") == 1
     assert not (tmp_path / "out2").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# hardening: what a folder holds cannot crash the loader, and what loads can be saved again
+# --------------------------------------------------------------------------------------------
+
+def _edit(path: Path, edit) -> None:
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("where", ["schedule", "config"])
+def test_an_unknown_absent_component_is_refused_with_one_line(tmp_path, where):
+    out = toy_frontier().save_pretrained(tmp_path / "export")
+    target = out / ("schedules/ecad-1.38x.json" if where == "schedule" else "ecad_config.json")
+    _edit(target, lambda d: d["architecture"]["groups"][0].update(absent={"zz": [0]}))
+    with pytest.raises(FrontierError) as err:
+        Frontier.load(out)
+    assert "architecture/transformer_blocks/absent: unknown component 'zz'" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", ['"guidance_scale": 1e400', '"guidance_scale": -1E999', '"num_inference_steps": 4.0'])
+def test_numbers_that_cannot_be_written_back_are_refused_in_the_config(tmp_path, text):
+    out = toy_frontier(guidance_scale=4.5).save_pretrained(tmp_path / "export")
+    config = out / "ecad_config.json"
+    key = text.split(":")[0]
+    original = config.read_text()
+    lines = [line for line in original.splitlines() if line.strip().startswith(key)]
+    config.write_text(original.replace(lines[0].strip().rstrip(","), text))
+    assert config.read_text() != original
+    with pytest.raises(FrontierError, match="too large|is not type 'integer'") as err:
+        Frontier.load(out)
+    assert "\n" not in str(err.value)
+    frontier = toy_frontier(guidance_scale=4.5)
+    frontier.guidance_scale = float("inf")
+    with pytest.raises(FrontierError, match="guidance_scale: Infinity is not a finite number"):
+        frontier.save_pretrained(tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
+def test_save_pretrained_respects_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = toy_frontier().save_pretrained(tmp_path / "export")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o755
+        assert stat.S_IMODE((out / "schedules").stat().st_mode) == 0o755
+        assert {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()} == {0o644}
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("name", ["../evil.json", "/tmp/evil.json", "schedules/evil\n.json", "a/b/c.json", ".hidden",
+                                  "schedules/../../x.json", ""])
+def test_write_folder_never_writes_outside_the_layout(tmp_path, name):
+    with pytest.raises(FrontierError, match="not a file name of the frontier layout"):
+        layout_module.write_folder(tmp_path / "out", {"ecad_config.json": b"{}", name: b"x"})
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.json").exists()
+
+
+def test_save_pretrained_into_a_file_or_under_one_is_one_line(tmp_path):
+    from ecad_hub.errors import EcadError
+
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(EcadError) as err:
+            toy_frontier().save_pretrained(target)
+        assert "is not a folder" in str(err.value) or "is a file, not a folder" in str(err.value)

@@ -316,3 +316,47 @@ def test_cli_push_pull_browse(hub, frontier, tmp_path, capsys):
     assert err.startswith("error: test-user/fresh: push failed") and err.count("\n") == 1
     assert main(["push", str(tmp_path / "nowhere"), "--repo", REPO]) == 1
     assert "no such folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# hardening (see also test_hub_faults.py and test_malicious_repo.py)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("file", ["ecad_config.json", "schedules/ecad-1.38x.json"])
+def test_a_repo_with_an_unknown_absent_component_is_refused_by_load_and_pull(hub, frontier, tmp_path, file):
+    frontier.push_to_hub(REPO)
+    doc = json.loads(hub.repo_files(REPO)[file])
+    doc["architecture"]["groups"][0]["absent"] = {"zz": [0]}
+    hub.seed(REPO, {file: json.dumps(doc)})
+    for load in (lambda: Frontier.load(REPO, cache_dir=tmp_path / "c"),
+                 lambda: pull(REPO, out=tmp_path / "out", cache_dir=tmp_path / "c")):
+        with pytest.raises(FrontierError) as err:
+            load()
+        assert "absent: unknown component 'zz'" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_lfs_upload_is_a_one_line_hub_error_and_leaves_no_repo(hub, frontier):
+    hub.binary_as_lfs = True  # the PNGs go through the LFS batch API, as on the real Hub
+    hub.fail_next("PUT", r"^/lfs-objects/", status=403, times=100)
+    with pytest.raises(HubError) as err:
+        frontier.push_to_hub(REPO)
+    message = str(err.value)
+    assert message.startswith(f"{REPO}: push failed (Error while uploading '") and "HTTP 403" in message
+    assert message.endswith("nothing was committed, the repo this push created was deleted again")
+    assert not hub.repo_exists(REPO)
+    hub.reset()
+    hub.binary_as_lfs = True
+    frontier.push_to_hub(REPO)
+    assert Frontier.load(REPO) == frontier and hub.commits(REPO)[0].lfs  # PNGs stored with LFS
+    assert frontier.push_to_hub(REPO) is None  # LFS files compare by sha256: nothing changed
+
+
+def test_pull_copies_only_the_layout_even_from_a_fully_cached_commit(hub, frontier, tmp_path):
+    from huggingface_hub import snapshot_download
+
+    frontier.push_to_hub(REPO)
+    hub.seed(REPO, {"pipeline.py": "raise SystemExit\n", "model.bin": b"\0" * 64})
+    snapshot_download(REPO, cache_dir=tmp_path / "cache")  # the whole commit is in the cache now
+    out = pull(REPO, out=tmp_path / "pulled", cache_dir=tmp_path / "cache")
+    assert sorted(folder_bytes(out)) == sorted(["README.md", *JSON_FILES, *PNG_FILES])

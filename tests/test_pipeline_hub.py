@@ -7,6 +7,7 @@ Images are compared bit for bit with what plain ``apply_schedule`` (or the unpat
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +209,75 @@ def test_cli_generate(hub, base_folder, frontier, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: the pipeline is set up for") and err.count("\n") == 1
     assert not (tmp_path / "bad.png").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# base models that cannot be loaded: one line each
+# --------------------------------------------------------------------------------------------
+
+def _variant(base_folder, tmp_path, name, edit):
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(base_folder, folder)
+    edit(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"_class_name": "PixArtTransformer2DModel"}, "its transformer config is malformed (KeyError: 'num_layers')"),
+    ({"_class_name": "PixArtTransformer2DModel", "num_layers": "two"}, "its transformer config is malformed ("),
+    ({"_class_name": "PixArtTransformer2DModel", "num_layers": None}, "its transformer config is malformed (TypeError"),
+    ("{not json", "transformer/config.json: not valid JSON"),
+    ([1, 2], "transformer/config.json is not a JSON object"),
+])
+def test_a_malformed_base_transformer_config_is_one_line(hub, base_folder, frontier, tmp_path, config, expected):
+    import json
+
+    from ecad_hub.errors import ModelLoadError
+
+    frontier.push_to_hub(REPO)
+    text = config if isinstance(config, str) else json.dumps(config)
+    index = (Path(base_folder) / "model_index.json").read_text()
+    hub.seed(BASE, {"model_index.json": index, "transformer/config.json": text})
+    with pytest.raises(ModelLoadError) as err:
+        ECADPipeline.from_pretrained(REPO, cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert message.startswith(f"{BASE}: ") and expected in message and "\n" not in message, message
+
+
+def test_diffusers_load_errors_are_one_line(hub, base_folder, frontier, tmp_path, monkeypatch):
+    from ecad_hub import pipeline as pipeline_module
+    from ecad_hub.errors import ModelLoadError
+
+    frontier.push_to_hub(REPO)
+
+    def no_vae(folder):
+        (folder / "vae" / "config.json").unlink()
+
+    def no_safetensors(folder):
+        for weights in (folder / "transformer").glob("*.safetensors"):
+            weights.rename(weights.with_suffix(".bin"))
+
+    def custom_scheduler(folder):
+        import json
+
+        index = json.loads((folder / "model_index.json").read_text())
+        index["scheduler"] = ["my_scheduler", "MyScheduler"]
+        (folder / "model_index.json").write_text(json.dumps(index))
+        (folder / "scheduler" / "my_scheduler.py").write_text("raise SystemExit('executed')\n")
+
+    cases = [(no_vae, "no file named config.json"), (no_safetensors, "diffusion_pytorch_model.safetensors"),
+             (custom_scheduler, "custom code")]
+    for edit, expected in cases:
+        base = _variant(base_folder, tmp_path, edit.__name__, edit)
+        with pytest.warns(UserWarning, match="instead of"), pytest.raises(ModelLoadError) as err:
+            ECADPipeline.from_pretrained(REPO, base_model=base, cache_dir=tmp_path / "cache")
+        message = str(err.value)
+        assert message.startswith(f"{base}: ") and expected in message and "\n" not in message, message
+    # diffusers' own refusal of custom code (here when ecad-hub's check is out of the way) is mapped too
+    monkeypatch.setattr(pipeline_module, "_custom_code", lambda index: None)
+    with pytest.warns(UserWarning, match="instead of"), pytest.raises(ModelLoadError) as err:
+        ECADPipeline.from_pretrained(REPO, base_model=str(tmp_path / "custom_scheduler"), cache_dir=tmp_path / "cache")
+    assert "cannot load the base model (ValueError: " in str(err.value) and "custom code" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -272,3 +272,146 @@ def test_property_validator_never_crashes_on_corruption(arch, data):
         assert schema_problems(loaded.to_dict(), "schedule-v1") == []
         for g in loaded.architecture.groups:
             assert loaded.masks[g.name].shape == (loaded.num_inference_steps, g.num_blocks, len(g.components))
+
+
+# --- hardening: every document that loads is usable, every problem is one line --------------
+
+def _small_doc() -> dict:
+    return random_schedule(SD3, 3, 1).to_dict()
+
+
+@pytest.mark.parametrize("absent, expected", [
+    ({"zz": [0]}, "architecture/transformer_blocks/absent: unknown component 'zz'"),
+    ({"ff": [4]}, "architecture/transformer_blocks/absent/ff: block 4 out of range (num_blocks 4)"),
+])
+def test_an_inconsistent_absent_list_is_a_one_line_error(absent, expected):
+    doc = _small_doc()
+    doc["architecture"]["groups"][0]["absent"] = absent
+    with pytest.raises(ScheduleError) as err:
+        CacheSchedule.from_dict(doc, source="x.json")
+    assert str(err.value) == f"x.json: {expected}" or str(err.value).startswith(f"x.json: {expected}")
+    with pytest.raises(ScheduleError, match="unknown component|out of range"):
+        BlockGroup("transformer_blocks", 4, ("attn", "ff"), frozenset({(next(iter(absent)), 4)}))
+    with pytest.raises(ScheduleError, match="unknown component|out of range"):
+        Architecture.from_dict(doc["architecture"])
+
+
+def test_a_step_count_written_as_a_float_is_refused_not_a_crash():
+    for steps in (3.0, 3.5, True):
+        doc = _small_doc()
+        doc["num_inference_steps"] = steps
+        with pytest.raises(ScheduleError, match=r"num_inference_steps: .* is not type 'integer'"):
+            CacheSchedule.from_dict(doc, source="x.json")
+    doc = _small_doc()
+    doc["architecture"]["groups"][0]["num_blocks"] = 4.0
+    with pytest.raises(ScheduleError, match="is not type 'integer'"):
+        CacheSchedule.from_dict(doc, source="x.json")
+    assert CacheSchedule.from_json(json.dumps(_small_doc()).replace('"num_inference_steps": 3',
+                                                                    '"num_inference_steps": 3')).num_inference_steps == 3
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E309", "123456789e999"])
+def test_numbers_that_overflow_to_infinity_are_refused(tmp_path, number):
+    text = random_schedule(PIXART, 2, 0, metrics=FULL_METRICS | {"macs": {"per_step": [1, 2], "total": 3}}).to_json()
+    bad = text.replace('"value": 0.9312', f'"value": {number}')
+    assert bad != text
+    with pytest.raises(ScheduleError, match="too large"):
+        CacheSchedule.from_json(bad, source="x.json")
+    path = tmp_path / "x.json"
+    path.write_text(bad)
+    (problem,) = validate_file(path)
+    assert "too large (it would be read as infinity)" in problem
+
+
+def test_infinity_and_nan_in_memory_are_refused_before_anything_is_written(tmp_path):
+    for value in (float("inf"), float("-inf"), float("nan"), 10 ** 400):
+        s = random_schedule(PIXART, 2, 0, metrics={"quality": [{"metric": "m", "value": value}]})
+        with pytest.raises(ScheduleError, match="is not a finite number"):
+            s.save(tmp_path / "x.json")
+        assert not (tmp_path / "x.json").exists()
+
+
+def _patterns(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern":
+                yield value
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def test_every_schema_pattern_matches_the_whole_string():
+    import re
+
+    from ecad_hub.schemas import load_schema, schema_names
+
+    found = 0
+    for name in schema_names():
+        for pattern in _patterns(load_schema(name)):
+            found += 1
+            assert pattern.startswith("^") and pattern.endswith(r"(?![\s\S])"), (name, pattern)
+            assert not pattern.endswith("$"), (name, pattern)
+            compiled = re.compile(pattern)
+            for probe in ("a\n", "1\n", "schedules/a.json\n", "a/b\n", "0" * 64 + "\n"):
+                assert not compiled.search(probe), (name, pattern, probe)
+    assert found >= 10
+
+
+def test_a_trailing_newline_never_passes_a_name_or_a_mask_row(tmp_path):
+    doc = random_schedule(PIXART, 2, 0).to_dict()
+    doc["name"] = "evil\n"
+    with pytest.raises(ScheduleError, match=r"name: 'evil\\n' does not match"):
+        CacheSchedule.from_dict(doc, source="x.json")
+    doc = random_schedule(PIXART, 2, 0).to_dict()
+    doc["mask"]["transformer_blocks"]["ff"][1] = "1" * 27 + "\n"  # 28 characters, the last one a newline
+    with pytest.raises(ScheduleError, match="does not match"):
+        CacheSchedule.from_dict(doc, source="x.json")
+    with pytest.raises(ScheduleError, match="not a file-name-safe name"):
+        CacheSchedule.all_compute(PIXART, 2, name="evil\n")
+    from ecad_hub.legacy import _safe_name
+
+    assert _safe_name("evil\n", "x") == "evil"
+
+
+def test_problems_with_control_characters_in_keys_stay_one_line_each(tmp_path):
+    doc = random_schedule(PIXART, 2, 0).to_dict()
+    doc["mask"]["transformer_blocks"]["ev\nil\x1b[31m"] = doc["mask"]["transformer_blocks"].pop("ff")
+    other = random_schedule(PIXART, 2, 0).to_dict()
+    other["generation"] = {"base_model\u2028x\n": 1, "height": "\r\n"}
+    problems = []
+    for name, d in (("a.json", doc), ("b.json", other)):
+        (tmp_path / name).write_text(json.dumps(d))
+        problems += validate_file(tmp_path / name)
+        with pytest.raises(ScheduleError) as err:
+            CacheSchedule.load(tmp_path / name)
+        assert len(str(err.value).splitlines()) == 1
+    assert len(problems) >= 4
+    for p in problems:
+        assert len(p.splitlines()) == 1 and "\x1b" not in p and "\u2028" not in p, repr(p)
+    assert any("ev\\nil\\x1b[31m: unknown component" in p for p in problems)
+    assert any("missing component 'ff'" in p for p in problems)
+
+
+def test_saved_files_respect_the_umask(tmp_path):
+    import os
+    import stat
+
+    s = random_schedule(PIXART, 2, 0)
+    old = os.umask(0o022)
+    try:
+        path = s.save(tmp_path / "a.json")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(s.save(tmp_path / "b.json").stat().st_mode) == 0o600
+        os.chmod(path, 0o664)
+        s.save(path)  # an existing file keeps its mode
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_a_device_file_is_read_boundedly(tmp_path):
+    (problem,) = validate_file("/dev/zero")
+    assert "larger than the 8 MB limit" in problem

@@ -92,28 +92,47 @@ def _add_profile_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--batch-size", type=int, default=2, help="images per transformer forward (default 2: a CFG pair)")
     p.add_argument("--text-len", type=int, default=None, help="text tokens (default: the architecture's usual count, e.g. 120 for PixArt)")
     p.add_argument("--vae-scale-factor", type=int, default=8, help="pixels per latent (default 8)")
+    p.add_argument("--frames", type=int, default=None, metavar="F",
+                   help="video models: frames per video (default: the schedule's, else the family's)")
     p.add_argument("--attention-scores", action="store_true",
                    help="also count attention score/value products (the ECAD figures do not)")
 
 
+def check_positive(args, *names: str) -> None:
+    """Refuse (:class:`EcadError`, exit 1) an integer option that is given but not positive (``--height 0``)."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise EcadError(f"{flag} must be a positive integer, got {value}")
+
+
 def _profile_for(args, schedule):
+    check_positive(args, "height", "width", "batch_size", "text_len", "vae_scale_factor", "frames")  # before importing torch
     from ..macs import profile_macs
 
     gen = schedule.generation
-    height = args.height or gen.get("height") or 256
-    width = args.width or gen.get("width") or 256
+    height = args.height if args.height is not None else gen.get("height") or 256
+    width = args.width if args.width is not None else gen.get("width") or 256
+    frames = getattr(args, "frames", None) or gen.get("num_frames")
     try:
         return profile_macs(args.transformer_config, height, width, batch_size=args.batch_size,
                             text_len=args.text_len, vae_scale_factor=args.vae_scale_factor,
-                            attention_scores=args.attention_scores)
-    except ValueError as e:
-        raise EcadError(f"cannot profile {args.transformer_config}: {e}") from None
+                            attention_scores=args.attention_scores,
+                            **({"num_frames": frames} if frames is not None else {}))
+    except EcadError:
+        raise
+    except (ValueError, TypeError, KeyError, RuntimeError, ZeroDivisionError, AttributeError) as e:
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise EcadError(f"cannot profile {args.transformer_config} at {height}x{width}: "
+                        f"{type(e).__name__}: {reason[:200]}") from None
 
 
 def cmd_import(args) -> int:
     """Convert legacy schedules to v1 files in --out (all converted before any is written)."""
     from ..legacy import from_legacy
 
+    check_positive(args, "height", "width")
     generation = {k: v for k, v in (("base_model", args.base_model), ("height", args.height), ("width", args.width)) if v}
     converted = []
     for path in args.files:

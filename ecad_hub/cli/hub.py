@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import EcadError, FrontierError
 from ..legacy import load_any_schedule
+from .format import check_positive
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +101,7 @@ def cmd_export(args) -> int:
     from ..frontier import Frontier
     from ..schedule import iter_schedule_files
 
+    check_positive(args, "height", "width")
     first = Path(args.inputs[0])
     overrides = {k: v for k, v in dict(
         base_model=args.base_model, revision=args.revision, pipeline_class=args.pipeline_class,
@@ -155,6 +157,7 @@ def cmd_browse(args) -> int:
     """List ECAD frontiers on the Hub; --plot overlays those of one base model."""
     from ..hub import browse, summaries_table
 
+    check_positive(args, "limit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summaries = browse(base_model=args.base_model, author=args.author, search=args.search,
@@ -190,23 +193,29 @@ def _call_value(text: str):
 
 def cmd_generate(args) -> int:
     """Generate one image with an ECAD schedule; print the time and the schedule used."""
-    import torch
-
+    from ..frontier import Frontier
     from ..pipeline import ECADPipeline
 
+    check_positive(args, "steps", "height", "width")
+    if not 0 <= args.seed < 2**63:
+        raise EcadError(f"--seed must be in 0..2**63-1, got {args.seed}")
     extra = {}
     for item in args.arg:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
             raise EcadError(f"--arg {item!r}: expected KEY=VALUE")
         extra[key] = _call_value(value)
-    from diffusers.utils import logging as diffusers_logging
+    # the frontier first: a bad repo is refused before torch and diffusers are even imported
+    frontier = Frontier.load(args.repo, revision=args.revision, local_files_only=args.local_files_only)
+    import torch
 
-    diffusers_logging.disable_progress_bar()  # a CLI run: keep stderr for errors
+    from ..utils.logging import quiet_libraries
+
+    quiet_libraries()  # a CLI run: keep stderr for errors (no loading bars, no "will try the cache" chatter)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     default_dtype = torch.float16 if device.startswith("cuda") else torch.float32
     dtype = getattr(torch, args.dtype) if args.dtype else default_dtype
-    pipe = ECADPipeline.from_pretrained(args.repo, args.schedule, base_model=args.base_model, revision=args.revision,
+    pipe = ECADPipeline.from_pretrained(frontier, args.schedule, base_model=args.base_model,
                                         torch_dtype=dtype, local_files_only=args.local_files_only)
     pipe.to(device)
     if hasattr(pipe.pipeline, "set_progress_bar_config"):
@@ -225,11 +234,20 @@ def cmd_generate(args) -> int:
     call.update(extra)
     call["output_type"] = "pil"
     start = time.perf_counter()
-    result = pipe(args.prompt, **call)
+    try:
+        result = pipe(args.prompt, **call)
+    except EcadError:
+        raise
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as e:  # bad --arg / --height ...
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        raise EcadError(f"generation failed ({type(e).__name__}: {reason[:300]})") from None
     elapsed = time.perf_counter() - start
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result.images[0].save(out)
+    try:
+        result.images[0].save(out)
+    except (ValueError, KeyError) as e:  # PIL: unknown file extension
+        raise EcadError(f"{out}: cannot save the image ({e})") from None
     s = pipe.schedule
     used = "no schedule (cache disabled)" if args.no_cache else (
         f"schedule {s.name}" + (f" ({s.mac_speedup:.2f}x MACs)" if s.mac_speedup else ""))

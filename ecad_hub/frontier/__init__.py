@@ -31,5 +31,5 @@ from __future__ import annotations
 from .frontier import Frontier, check_document, document_problems  # noqa: F401
 from .layout import (  # noqa: F401
     CARD_FILE, CONFIG_FILE, FRONTIER_PATTERNS, HEATMAPS_DIR, INDEX_FILE, PLOT_FILE, PULL_PATTERNS, REPO_ID,
-    SCHEDULES_DIR, assign_names, is_export, is_repo_id, write_folder,
+    SCHEDULES_DIR, assign_names, is_export, is_repo_id, is_safe_path, listed_files, write_folder,
 )

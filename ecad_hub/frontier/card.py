@@ -108,6 +108,47 @@ def _facts(frontier) -> list[tuple[str, str]]:
     return [(k, v) for k, v in facts if v is not None]
 
 
+def _fmt_num(value, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{format(value, spec)}{suffix}"
+
+
+def comparison_section(comparison) -> dict[str, Any] | None:
+    """The values of the "Compared with other caches" section, from a frontier's ``comparison``
+    record (``ecad-hub compare --into``; schema ``frontier-v1#/$defs/comparison``), or ``None``."""
+    if not comparison or not comparison.get("rows"):
+        return None
+    metric = comparison.get("metric", "quality")
+    head = ["Method", "Setting", "MAC speedup", "Wall speedup", f"{metric} (held-out)", "PSNR vs all-compute",
+            f"{metric} (calibration)"]
+    lines = ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)]
+    for r in comparison["rows"]:
+        cells = [r.get("method", ""), r.get("setting", ""), _fmt_num(r.get("mac_speedup"), ".2f", "x"),
+                 _fmt_num(r.get("wall_speedup"), ".2f", "x"), _fmt_num(r.get("quality"), ".4g"),
+                 "-" if r.get("kind") == "reference" else _fmt_num(r.get("fidelity_psnr"), ".1f", " dB"),
+                 _fmt_num(r.get("calibration_quality"), ".4g")]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    ps = comparison.get("prompt_set") or {}
+    machine = comparison.get("machine") or {}
+    load = machine.get("loadavg_at_start")
+    timing = comparison.get("timing") or {}
+    return {
+        "plot": comparison.get("plot"),
+        "table": "\n".join(lines),
+        "metric": _md(metric),
+        "prompt_set": _md(ps.get("name", "held-out prompts")),
+        "num_pairs": ps.get("num_pairs"),
+        "num_images": ps.get("images") or (comparison["rows"][0].get("num_images")),
+        "seeds": ps.get("seeds"),
+        "calibration_prompts": (comparison.get("calibration") or {}).get("num_prompts"),
+        "machine": _md(f"{machine.get('cpu', 'unknown CPU')}, {machine.get('cpu_count', '?')} CPUs, "
+                       f"{machine.get('torch_threads', '?')} torch threads, torch {machine.get('torch', '?')}"
+                       + (f", load average {load[0]:.2f} at start" if load else "")),
+        "timing": _md(timing.get("what", "")),
+        "summary": [_md(x) for x in comparison.get("summary", [])],
+        "skipped": [_md(x) for x in comparison.get("skipped", [])],
+    }
+
+
 def model_card(frontier, repo_id: str | None = None) -> "ModelCard":
     """The README of an ECAD repo for ``frontier`` (a :class:`~ecad_hub.Frontier`): Hub metadata and a usage guide.
 
@@ -150,4 +191,5 @@ def model_card(frontier, repo_id: str | None = None) -> "ModelCard":
         schedules_dir=SCHEDULES_DIR,
         plot_file=PLOT_FILE,
         heatmaps_dir=HEATMAPS_DIR,
+        comparison=comparison_section(getattr(frontier, "comparison", None)),
     )

@@ -35,6 +35,7 @@ are downloaded, every file is validated against its schema, nothing is executed)
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -43,16 +44,16 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from ..errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError
-from ..schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
+from ..errors import ArchitectureMismatchError, FrontierError, ScheduleError, ScheduleNotFoundError, escape_control
+from ..schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule, architecture_problems
 from ..schemas import schema_problems
 from ..utils.io import dumps_json, read_json
 from ..utils.table import format_table
 from . import remote
 from .card import model_card
 from .layout import (
-    CARD_FILE, CONFIG_FILE, CONFIG_VERSION, FRONTIER_PATTERNS, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
-    REPO_ID, SCHEDULES_DIR, assign_names, write_folder,
+    CARD_FILE, COMPARE_PLOT_FILE, CONFIG_FILE, CONFIG_VERSION, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
+    SCHEDULES_DIR, assign_names, check_target, is_repo_id, listed_files, write_folder,
 )
 
 _SPEEDUP_SPEC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[xX]?\s*$")
@@ -73,8 +74,15 @@ def _more(problems: Sequence[str]) -> str:
 
 
 def check_document(doc: Any, schema: str, source: str) -> None:
-    """Raise :class:`FrontierError` (``"<source>: <first problem>"``) if ``doc`` violates ``schemas/<schema>``."""
+    """Raise :class:`FrontierError` (``"<source>: <first problem>"``) if ``doc`` violates ``schemas/<schema>``.
+
+    The one check every reader of ``ecad_config.json`` / ``frontier.json`` runs: the schema, then
+    (for a config) the architecture checks the schema cannot express
+    (:func:`~ecad_hub.schedule.architecture_problems`).
+    """
     problems = document_problems(doc, schema)
+    if not problems and schema == "ecad-config-v1":
+        problems = [f"architecture/{p}" for p in architecture_problems(doc["architecture"])]
     if problems:
         raise FrontierError(f"{source}: {problems[0]}{_more(problems)}", path=source)
 
@@ -110,6 +118,10 @@ def _fmt(value: float | None, spec: str = ".4g", none: str = "-") -> str:
 # --------------------------------------------------------------------------------------------
 # Frontier
 # --------------------------------------------------------------------------------------------
+
+#: largest comparison plot carried from a folder (a PNG of one figure is ~100 KB)
+MAX_COMPARE_PLOT_BYTES = 1024 * 1024
+
 
 class Frontier:
     """ECAD schedules for one base model, ordered from most to least compute.
@@ -158,6 +170,7 @@ class Frontier:
         source: str | None = None,
         repo_id: str | None = None,
         commit: str | None = None,
+        comparison: Mapping | None = None,
     ):
         schedules = list(schedules)
         label = source or "frontier"
@@ -202,6 +215,10 @@ class Frontier:
         self.source = source
         self.repo_id = repo_id
         self.commit = commit
+        #: the comparison with other caches on held-out prompts (``ecad-hub compare --into``), if any
+        self.comparison = dict(comparison) if comparison else None
+        #: the comparison's PNG plot (``compare.png``), carried from the folder it was loaded from
+        self.comparison_plot: bytes | None = None
         check_document(self.config_dict(), "ecad-config-v1", f"{label}: {CONFIG_FILE}")
 
     # --- construction -----------------------------------------------------------------------
@@ -355,19 +372,61 @@ class Frontier:
             raise FrontierError(f"{path}: neither an exported ECAD folder (no {CONFIG_FILE}) "
                                 f"nor a search run directory (no search.json)", path=str(path))
         repo_id = str(path_or_repo_id)
-        if not REPO_ID.match(repo_id):
+        if not is_repo_id(repo_id):
             raise FrontierError(f"{repo_id}: no such folder, and not a Hub repo id (namespace/name)")
-        snapshot = remote.fetch(repo_id, FRONTIER_PATTERNS, revision=revision, token=token, cache_dir=cache_dir,
-                                local_files_only=local_files_only)
-        return cls.load_folder(snapshot.folder, label=snapshot.label, repo_id=repo_id, commit=snapshot.commit)
+        return cls.fetch(repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                         local_files_only=local_files_only)[0]
+
+    @classmethod
+    def fetch(
+        cls,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        card: bool = False,
+    ) -> tuple["Frontier", "remote.Snapshot"]:
+        """Download and load a frontier from a Hub repo; returns it with the :class:`~.remote.Snapshot`
+        of what was downloaded (the cache folder, the commit, the files).
+
+        Exactly the files the frontier layout names are downloaded (:func:`~.layout.listed_files`):
+        ``ecad_config.json``, ``frontier.json`` and the schedules it lists (with ``card``, also
+        ``README.md``, ``frontier.png`` and the listed heatmaps), all of one commit, each checked
+        against the repo listing's sizes first (:data:`~.remote.MAX_FILE_BYTES` a file,
+        :data:`~.remote.MAX_TOTAL_BYTES` in all). Nothing else is requested, whatever the repo holds.
+        """
+        if not is_repo_id(repo_id):
+            raise FrontierError(f"{repo_id!r} is not a Hub repo id (namespace/name)", path=str(repo_id))
+        repo = remote.RemoteRepo(repo_id, revision=revision, token=token, cache_dir=cache_dir,
+                                 local_files_only=local_files_only)
+        if repo.sizes is not None and CONFIG_FILE not in repo.sizes:
+            raise FrontierError(f"{repo.label} is not an ECAD repo: it has no {CONFIG_FILE}", path=repo_id)
+        folder = repo.download([CONFIG_FILE])
+        label = repo.label
+        config = read_json(folder / CONFIG_FILE, error_cls=FrontierError, max_bytes=remote.MAX_FILE_BYTES)
+        check_document(config, "ecad-config-v1", f"{label}/{CONFIG_FILE}")
+        repo.download([INDEX_FILE], optional=True)
+        if not (folder / INDEX_FILE).is_file():
+            raise FrontierError(f"{label}: {INDEX_FILE} is missing", path=label)
+        index = read_json(folder / INDEX_FILE, error_cls=FrontierError, max_bytes=remote.MAX_FILE_BYTES)
+        check_document(index, "frontier-v1", f"{label}/{INDEX_FILE}")
+        repo.download(listed_files(index), optional=True)  # a missing schedule: load_folder names it
+        if card:
+            repo.download(listed_files(index, card=True), optional=True)
+        frontier = cls.load_folder(folder, label=label, repo_id=repo_id, commit=repo.snapshot.commit,
+                                   listing=repo.sizes)
+        return frontier, repo.snapshot
 
     @classmethod
     def load_folder(cls, folder: str | os.PathLike, *, label: str | None = None, repo_id: str | None = None,
-                    commit: str | None = None) -> "Frontier":
+                    commit: str | None = None, listing: Iterable[str] | None = None) -> "Frontier":
         """Load and check an exported (or downloaded) frontier folder, the one holding ``ecad_config.json``.
 
         ``label`` names the folder in error messages (default: its path); ``repo_id`` and
-        ``commit`` record where a downloaded folder came from. Every file is validated as
+        ``commit`` record where a downloaded folder came from, ``listing`` the repo's files (for
+        the warning about unlisted schedules; default: the folder's). Every file is validated as
         :meth:`load` describes; :meth:`load` calls this for folders and Hub repos.
         """
         folder = Path(folder)
@@ -378,6 +437,7 @@ class Frontier:
             raise FrontierError(f"{label}: {INDEX_FILE} is missing", path=label)
         index = read_json(folder / INDEX_FILE, error_cls=FrontierError)
         check_document(index, "frontier-v1", f"{label}/{INDEX_FILE}")
+        config_arch = Architecture.from_dict(config["architecture"])  # checked by check_document
         schedules = []
         for entry in index["schedules"]:
             where = f"{label}/{entry['file']}"
@@ -396,15 +456,19 @@ class Frontier:
                 raise FrontierError(f"{where}: names itself {s.name!r}, {INDEX_FILE} says {entry['name']!r}")
             if s.content_hash != entry["content_hash"]:
                 raise FrontierError(f"{where}: content hash does not match {INDEX_FILE} (edited by hand?)")
-            arch_diffs = Architecture.from_dict(config["architecture"]).differences(s.architecture)
+            arch_diffs = config_arch.differences(s.architecture)
             if arch_diffs:
                 raise FrontierError(f"{where}: architecture differs from {CONFIG_FILE}: {'; '.join(arch_diffs)}")
             schedules.append(s)
         listed = {e["file"] for e in index["schedules"]}
-        present = (p.relative_to(folder).as_posix() for p in (folder / SCHEDULES_DIR).glob("*.json"))
+        if listing is None:
+            present = [p.relative_to(folder).as_posix() for p in (folder / SCHEDULES_DIR).glob("*.json")]
+        else:
+            present = [p for p in listing if p.startswith(f"{SCHEDULES_DIR}/") and p.endswith(".json")]
         unlisted = sorted(p for p in present if p not in listed)
         if unlisted:
-            warnings.warn(f"{label}: ignoring {', '.join(unlisted)} (not listed in {INDEX_FILE})", stacklevel=3)
+            shown = ", ".join(unlisted[:5]) + (f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
+            warnings.warn(escape_control(f"{label}: ignoring {shown} (not listed in {INDEX_FILE})"), stacklevel=3)
         frontier = cls(
             schedules,
             base_model=config["base_model"],
@@ -418,7 +482,12 @@ class Frontier:
             source=label,
             repo_id=repo_id,
             commit=commit,
+            comparison=index.get("comparison"),
         )
+        plot_file = folder / COMPARE_PLOT_FILE
+        if frontier.comparison and frontier.comparison.get("plot") == COMPARE_PLOT_FILE and plot_file.is_file() \
+                and plot_file.stat().st_size <= MAX_COMPARE_PLOT_BYTES:
+            frontier.comparison_plot = plot_file.read_bytes()
         if frontier.num_inference_steps != config["num_inference_steps"]:
             raise FrontierError(f"{label}: {CONFIG_FILE} says {config['num_inference_steps']} steps, "
                                 f"the schedules have {frontier.num_inference_steps}")
@@ -633,6 +702,8 @@ class Frontier:
             d["metric"] = self.metric
         d["default_schedule"] = self.default
         d["schedules"] = [self.entry(s) for s in self._schedules]
+        if self.comparison:
+            d["comparison"] = copy.deepcopy(self.comparison)
         return d
 
     def plot_points(self) -> tuple[list[tuple[float, float]], str, str]:
@@ -698,6 +769,9 @@ class Frontier:
         for s in self._schedules:
             files[f"{HEATMAPS_DIR}/{s.name}.png"] = _png(("heatmap", s.name, s.content_hash, s.mac_speedup),
                                                          lambda s=s: plotting.mask_heatmap_figure(s))
+        plot = (self.comparison or {}).get("plot")
+        if plot == COMPARE_PLOT_FILE and self.comparison_plot:
+            files[COMPARE_PLOT_FILE] = self.comparison_plot
         files[CARD_FILE] = str(model_card(self, repo_id)).encode()
         return files
 
@@ -718,6 +792,7 @@ class Frontier:
             True
         """
         target = Path(save_directory)
+        check_target(target)  # a target that cannot be written fails before the (slow) rendering
         files = self.render(repo_id=repo_id or self.repo_id)
         write_folder(target, files)
         return target

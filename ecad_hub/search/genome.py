@@ -10,9 +10,14 @@ every offspring.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..schedule import Architecture, CacheSchedule
+
+
+_HEX = re.compile(r"[0-9a-f]*")
 
 
 def to_hex(x: np.ndarray) -> str:
@@ -66,10 +71,33 @@ class Genome:
         return to_hex(x)
 
     def from_hex(self, text: str) -> np.ndarray:
-        bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[: self.n_var]
-        if bits.size != self.n_var:
-            raise ValueError(f"genome has {bits.size} bits, expected {self.n_var}")
-        return bits.astype(bool)
+        """The vector :meth:`to_hex` wrote; anything else (not a string, not lower-case hex, too
+        short or too long, padding bits set) is a ``ValueError`` with a one-line message."""
+        if not isinstance(text, str):
+            raise ValueError(f"genome is a {type(text).__name__}, expected a hex string")
+        want = 2 * ((self.n_var + 7) // 8)
+        if len(text) != want:
+            raise ValueError(f"genome has {len(text)} hex digits, expected {want} ({self.n_var} bits)")
+        if not _HEX.fullmatch(text):
+            raise ValueError("genome is not lower-case hex")
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))
+        if bits[self.n_var:].any():
+            raise ValueError("genome has padding bits set beyond its length")
+        return bits[: self.n_var].astype(bool)
+
+    def hash_of(self, x: np.ndarray) -> str:
+        """``self.schedule(x).content_hash``, remembered per vector (a resume checks every recorded
+        genome against its hash, and the same genomes recur in many records)."""
+        k = self.key(self.canonical(x))
+        memo = self.__dict__.setdefault("_hash_memo", {})
+        h = memo.get(k)
+        if h is None:
+            h = memo[k] = self.schedule(x).content_hash
+        return h
+
+    def is_canonical(self, x: np.ndarray) -> bool:
+        """Whether the fixed bits of ``x`` are set (every genome the search records is)."""
+        return bool(np.asarray(x, dtype=bool)[self.fixed].all())
 
     def key(self, x: np.ndarray) -> bytes:
         """A cheap exact key of a (canonical) vector, for duplicate checks."""

@@ -16,16 +16,35 @@ Layout (a contract :meth:`ecad_hub.frontier.Frontier.load` relies on)::
 State is JSON (+ safetensors), never pickle. Resuming needs an identical ``search.json`` (up to
 :data:`RESUMABLE_DIFFERENCES`), reads the gap-free prefix of generation files, and reuses every
 evaluation in ``evaluations.json``.
+
+Nothing in a damaged run directory crashes a resume or silently changes its results
+(:meth:`ecad_hub.search.runner.SearchRunner` does the cross-checks; each refusal is one
+:class:`~ecad_hub.errors.SearchError` line naming the file):
+
+* generation records are checked field by field (:func:`check_generation_record`), then rebuilt
+  from the evaluations and compared with what is recorded, and replayed without evaluating
+  (NSGA-II is deterministic per generation), so an edited population, front, hypervolume or
+  ``hv_reference`` is refused;
+* ``evaluations.json`` is a cache: entries of recorded candidates that are missing (or the whole
+  file) are rebuilt from the generation records, others are evaluated again; an entry that
+  disagrees with a generation record, or whose MACs do not follow from its genome, is refused;
+* ``reference.json`` records the sha256 of the reference images (:func:`images_sha256`); images
+  that are missing, unreadable or do not match are generated again and used only if they match
+  the recorded sha256 (else the resume is refused: the recorded qualities were measured against
+  the original images). Without a recorded sha256 (``reference.json`` missing, damaged, or from
+  before it was recorded) the stored images are generated again and must be identical to them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..errors import SearchError
 from ..schedule import CacheSchedule
@@ -90,8 +109,129 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 def _short(v: Any) -> str:
-    text = json.dumps(v)
+    try:
+        text = json.dumps(v)
+    except (RecursionError, TypeError, ValueError):
+        return "(a value nested too deeply to show)"
     return text if len(text) <= 50 else text[:47] + "..."
+
+
+def is_number(v: Any) -> bool:
+    """A finite JSON number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+#: Keys of a generation record and of its entries (what :meth:`SearchRunner._generation_record` writes).
+GENERATION_KEYS = ("ecad_search_version", "generation", "seed", "num_evaluations", "offspring", "population",
+                   "front", "hypervolume", "hv_reference", "best_quality_at_speedup")
+
+
+def check_generation_record(path: Path, doc: Any, k: int, *, seed: int, genome) -> None:
+    """Refuse (one :class:`SearchError` line naming ``path``) a generation record that is not what
+    the search writes for generation ``k``: the shape, version, generation number, seed and every
+    candidate's genome (valid, canonical, and hashing to its recorded content hash). What the
+    fields hold is checked afterwards, against the evaluations (the runner rebuilds the record)."""
+    def bad(what: str) -> SearchError:
+        return SearchError(f"{path}: {what}; cannot resume (delete this and later generation files to redo them)",
+                           path=str(path))
+
+    if not isinstance(doc, dict):
+        raise bad(f"not a generation record (a JSON {_json_type(doc)})")
+    missing = [key for key in GENERATION_KEYS if key not in doc]
+    if missing:
+        raise bad(f"missing key {missing[0]!r}")
+    if doc["ecad_search_version"] != SEARCH_VERSION:
+        raise bad(f"ecad_search_version {_short(doc['ecad_search_version'])}, expected {SEARCH_VERSION}")
+    if not is_int(doc["generation"]) or doc["generation"] != k:
+        raise bad(f"generation {_short(doc['generation'])}, expected {k} (from the file name)")
+    if not is_int(doc["seed"]) or doc["seed"] != seed:
+        raise bad(f"seed {_short(doc['seed'])}, but search.json has seed {seed}")
+    for key in ("offspring", "population"):
+        entries = doc[key]
+        if not isinstance(entries, list):
+            raise bad(f"{key} is a JSON {_json_type(entries)}, expected a list")
+        if not entries:
+            raise bad(f"{key} is empty")
+        seen = set()
+        for i, e in enumerate(entries):
+            where = f"{key}[{i}]"
+            if not isinstance(e, dict):
+                raise bad(f"{where} is a JSON {_json_type(e)}, expected an object")
+            for field in ("hash", "genome", "mac_ratio", "quality") + (("macs",) if key == "offspring" else ()):
+                if field not in e:
+                    raise bad(f"{where} has no {field!r}")
+            h = e["hash"]
+            if not isinstance(h, str) or not _HASH.fullmatch(h):
+                raise bad(f"{where}.hash is not a sha256 hex digest: {_short(h)}")
+            if h in seen:
+                raise bad(f"{where}: schedule {h[:12]} appears twice")
+            seen.add(h)
+            try:
+                x = genome.from_hex(e["genome"])
+            except ValueError as err:
+                raise bad(f"{where}.genome: {err}") from None
+            if not genome.is_canonical(x):
+                raise bad(f"{where}.genome has fixed bits cleared (step 0 / absent sub-modules)")
+            if genome.hash_of(x) != h:
+                raise bad(f"{where}: genome does not hash to {h[:12]}")
+            for field in ("mac_ratio", "quality") + (("latency_ms_per_image",) if "latency_ms_per_image" in e else ()):
+                if not is_number(e[field]):
+                    raise bad(f"{where}.{field} is not a finite number: {_short(e[field])}")
+            if key == "offspring" and not is_int(e["macs"]):
+                raise bad(f"{where}.macs is not an integer: {_short(e['macs'])}")
+            if key == "offspring" and k == 0 and not isinstance(e.get("init"), str):
+                raise bad(f"{where}.init is not a string: {_short(e.get('init'))}")
+    if not isinstance(doc["hv_reference"], dict):
+        raise bad(f"hv_reference is a JSON {_json_type(doc['hv_reference'])}, expected an object")
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number" if isinstance(v, (int, float)) else type(v).__name__)
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """``(path, a's value, b's value)`` of the first place two JSON documents differ (types count:
+    ``1`` is not ``1.0``), or ``None``."""
+    try:
+        return _first_difference(a, b, prefix)
+    except RecursionError:
+        return prefix.rstrip(".") or "(document)", "(nested too deeply)", "(a flat value)"
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                return f"{prefix}{k}", a.get(k, "<missing>"), b.get(k, "<missing>")
+            d = _first_difference(a[k], b[k], f"{prefix}{k}.")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = _first_difference(x, y, f"{prefix}{i}.")
+            if d:
+                return d
+        return None
+    same = type(a) is type(b) and a == b
+    return None if same else (prefix.rstrip(".") or "(document)", a, b)
+
+
+def images_sha256(images) -> str:
+    """SHA-256 of a tensor's dtype, shape and bytes (what ``reference.json`` records of the images)."""
+    import torch
+
+    t = images.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(f"{t.dtype}:{list(t.shape)}:".encode())
+    digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 class RunDir:
@@ -187,7 +327,7 @@ class RunDir:
             atomic_write_json(path, doc)
 
     def write_mac_profile(self, profile: dict) -> None:
-        atomic_write_json(self.mac_profile_json, profile)
+        atomic_write_json(self.mac_profile_json, profile, error_cls=SearchError)
 
     # --- generations ------------------------------------------------------------------------
     def completed_generations(self) -> list[int]:
@@ -207,24 +347,63 @@ class RunDir:
         return prefix
 
     def read_generations(self) -> list[dict]:
-        """The records of the completed generations, in order."""
+        """The records of the completed generations, in order (as parsed: the runner checks them)."""
+        gd = self.generations_dir
+        if (gd.exists() or gd.is_symlink()) and not gd.is_dir():
+            raise SearchError(f"{gd}: is a file, not a folder of generation records; cannot resume", path=str(gd))
         return [read_json(self.generation_path(k), error_cls=SearchError) for k in self.completed_generations()]
 
     def write_generation(self, record: dict) -> dict:
         """Write ``generations/gen_NNNN.json``; returns the record exactly as a resumed run reads it back."""
         self.generations_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.generation_path(record["generation"]), record)
+        atomic_write_json(self.generation_path(record["generation"]), record, error_cls=SearchError)
         return json.loads(json.dumps(record))
 
     # --- reference images -------------------------------------------------------------------
-    def read_reference(self):
-        """``(images, all-compute ms per image)`` written before, or ``None``."""
-        from safetensors.torch import load_file
+    def read_reference_meta(self) -> tuple[dict | None, str | None]:
+        """``(reference.json, None)``, or ``(None, what is wrong with it)`` when it is missing or not
+        what :meth:`write_reference` writes."""
+        path = self.reference_json
+        if not path.exists():
+            return None, f"{path}: missing"
+        try:
+            meta = read_json(path, error_cls=SearchError)
+        except SearchError as err:
+            return None, str(err)
+        if not isinstance(meta, dict):
+            return None, f"{path}: not an object"
+        ms = meta.get("all_compute_ms_per_image")
+        if ms is not None and not is_number(ms):
+            return None, f"{path}: all_compute_ms_per_image is not a number"
+        sha = meta.get("images_sha256")
+        if sha is not None and (not isinstance(sha, str) or not _HASH.fullmatch(sha)):
+            return None, f"{path}: images_sha256 is not a sha256 hex digest"
+        return meta, None
 
-        if not self.reference_images.exists():
-            return None
-        meta = read_json(self.reference_json, error_cls=SearchError) if self.reference_json.exists() else {}
-        return load_file(str(self.reference_images))["images"], meta.get("all_compute_ms_per_image")
+    def read_reference_images(self, num_images: int):
+        """``(images, None)``, or ``(None, what is wrong)`` when the file is missing, unreadable or
+        not ``num_images`` finite float images ``[N, 3, H, W]``."""
+        path = self.reference_images
+        if not path.exists():
+            return None, f"{path}: missing"
+        try:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+        except Exception as err:  # noqa: BLE001 - truncated, not safetensors, a folder, ...
+            text = " ".join(str(err).split())[:120]
+            return None, f"{path}: unreadable ({type(err).__name__}: {text})"
+        images = tensors.get("images")
+        if images is None or set(tensors) != {"images"}:
+            return None, f"{path}: does not hold exactly one tensor 'images'"
+        if images.ndim != 4 or images.shape[0] != num_images or images.shape[1] != 3 or not images.is_floating_point():
+            return None, (f"{path}: holds {images.dtype} {list(images.shape)}, expected {num_images} float images "
+                          f"[N, 3, H, W]")
+        import torch
+
+        if not bool(torch.isfinite(images).all()):
+            return None, f"{path}: holds non-finite values"
+        return images, None
 
     def write_reference(self, images, ms: float | None) -> None:
         from safetensors.torch import save_file
@@ -232,7 +411,8 @@ class RunDir:
         tmp = self.reference_images.with_suffix(".tmp")
         save_file({"images": images.contiguous()}, str(tmp))
         os.replace(tmp, self.reference_images)
-        atomic_write_json(self.reference_json, {"all_compute_ms_per_image": ms, "num_images": int(images.shape[0])})
+        atomic_write_json(self.reference_json, {"all_compute_ms_per_image": ms, "num_images": int(images.shape[0]),
+                                                "images_sha256": images_sha256(images)}, error_cls=SearchError)
 
     # --- front ------------------------------------------------------------------------------
     def write_front(self, schedules: Iterable[CacheSchedule]) -> None:
@@ -258,10 +438,26 @@ class EvaluationStore:
         self._dirty = False
         self._last_flush = 0.0
 
-    def load(self) -> None:
-        if self.path.exists():
-            doc = read_json(self.path, error_cls=SearchError)
-            self.records = dict(doc.get("evaluations", {}))
+    def load(self, check: Callable[[str, Any], str | None] | None = None) -> None:
+        """Read the cache; ``check(hash, entry)`` returns what is wrong with an entry (or ``None``).
+        A file that is not the cache, or a bad entry, is one :class:`SearchError` naming the file."""
+        self.records = {}
+        if not (self.path.exists() or self.path.is_symlink()):
+            return
+        doc = read_json(self.path, error_cls=SearchError)
+        hint = "delete it to rebuild the cache from the generation records"
+        if not isinstance(doc, dict) or not isinstance(doc.get("evaluations"), dict):
+            what = f"a JSON {_json_type(doc)}" if not isinstance(doc, dict) else "no 'evaluations' object"
+            raise SearchError(f"{self.path}: not an evaluations cache ({what}); {hint}", path=str(self.path))
+        if doc.get("ecad_search_version") != SEARCH_VERSION:
+            raise SearchError(f"{self.path}: ecad_search_version {_short(doc.get('ecad_search_version'))}, expected "
+                              f"{SEARCH_VERSION}; {hint}", path=str(self.path))
+        for h, rec in doc["evaluations"].items():
+            problem = check(h, rec) if check is not None else None
+            if problem:
+                shown = h[:12] if _HASH.fullmatch(h) else _short(h)
+                raise SearchError(f"{self.path}: evaluation {shown}: {problem}; {hint}", path=str(self.path))
+        self.records = dict(doc["evaluations"])
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -272,8 +468,13 @@ class EvaluationStore:
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, key: str, record: dict) -> None:
+    def add(self, key: str, record: dict, *, dirty: bool = True) -> None:
+        """Add an entry; ``dirty=False``: not written until something marks the cache dirty
+        (:meth:`mark_dirty`; a resume that is refused writes nothing it rebuilt)."""
         self.records[key] = record
+        self._dirty = self._dirty or dirty
+
+    def mark_dirty(self) -> None:
         self._dirty = True
 
     def flush(self, force: bool = False) -> None:
@@ -281,6 +482,7 @@ class EvaluationStore:
             return
         now = time.monotonic()
         if force or now - self._last_flush >= FLUSH_INTERVAL_S:
-            atomic_write_json(self.path, {"ecad_search_version": SEARCH_VERSION, "evaluations": self.records})
+            atomic_write_json(self.path, {"ecad_search_version": SEARCH_VERSION, "evaluations": self.records},
+                              error_cls=SearchError)
             self._last_flush = now
             self._dirty = False

@@ -10,10 +10,19 @@ Resuming rebuilds the algorithm from the last completed generation's population:
 generation, interrupted or not, starts from that JSON record with a random generator seeded by
 (seed, generation), so a resumed run writes exactly the generation files an uninterrupted run
 writes. Evaluations finished before an interruption are reused from ``evaluations.json``.
+
+A resume trusts nothing it reads (:meth:`SearchRunner._check_state`): each generation record is
+checked, rebuilt from the evaluations and compared with the file, and replayed (pymoo only, no
+evaluation);
+``evaluations.json`` is a cache rebuilt from the records where entries are missing and refused
+where it disagrees with them; the reference images must match the sha256 in ``reference.json``
+(else they are generated again, and must then match it). Every refusal is one
+:class:`~ecad_hub.errors.SearchError` line naming the file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -30,7 +39,8 @@ from .config import SEARCH_VERSION, SearchConfig
 from .context import SearchContext, resolve_context
 from .front import best_quality_at_speedup, front_hashes, front_schedules, plot_generations
 from .pareto import hypervolume
-from .run_dir import EvaluationStore, RunDir, search_document
+from .run_dir import (EvaluationStore, RunDir, _short, check_generation_record, first_difference, images_sha256,
+                      is_int, is_number, search_document)
 from .seeding import initial_population, user_vectors
 
 
@@ -62,6 +72,9 @@ class Archive:
     def __len__(self) -> int:
         return len(self.hashes)
 
+    def __contains__(self, h: str) -> bool:
+        return h in self._seen
+
     def add(self, candidates: list[dict]) -> None:
         """Add generation-record candidates (``hash`` and ``genome`` hex) not seen before."""
         for o in candidates:
@@ -87,6 +100,7 @@ class SearchRunner:
         self._backend_override = backend
         self.evaluations = EvaluationStore(self.run_dir.evaluations_json)
         self.metric_calls = 0
+        self._restored = 0  # cache entries a resume rebuilt from the generation records
         #: Set by :meth:`run`: the resolved settings, the pymoo problem, the evaluation backend.
         self.context: SearchContext | None = None
         self.problem = None
@@ -156,6 +170,41 @@ class SearchRunner:
         rec["generation"] = gen
         rec["candidate"] = cand
         return rec
+
+    def _check_evaluation(self, h: str, rec) -> str | None:
+        """What is wrong with an ``evaluations.json`` entry (``None``: nothing): the shape, the genome
+        (valid, canonical, hashing to ``h``), the MACs (they follow from the genome and the profile),
+        finite numbers."""
+        genome = self.context.genome
+        if not isinstance(rec, dict):
+            return "not an object"
+        want = {"genome", "mac_ratio", "macs", "quality", "generation", "candidate"}
+        if self.config.cost == "latency":
+            want.add("latency_ms_per_image")
+        if set(rec) - (want | {"latency_ms_per_image"}) or want - set(rec):
+            odd = sorted((set(rec) - want - {"latency_ms_per_image"}) | (want - set(rec)))
+            return f"unexpected or missing key {odd[0]!r}"
+        try:
+            x = genome.from_hex(rec["genome"])
+        except ValueError as err:
+            return str(err)
+        if not genome.is_canonical(x):
+            return "genome has fixed bits cleared"
+        if genome.hash_of(x) != h:
+            return "genome does not hash to the key"
+        ratio, total = self.context.mac_ratio(x)
+        if not (type(rec["mac_ratio"]) is float and rec["mac_ratio"] == ratio and is_int(rec["macs"])
+                and rec["macs"] == total):
+            return "mac_ratio / macs do not follow from the genome and the MAC profile"
+        for key in ("quality", "latency_ms_per_image"):
+            if key in rec and not is_number(rec[key]):
+                return f"{key} is not a finite number"
+        if "latency_ms_per_image" in rec and not rec["latency_ms_per_image"] > 0:
+            return "latency_ms_per_image is not positive"
+        if not (is_int(rec["generation"]) and rec["generation"] >= 0 and is_int(rec["candidate"])
+                and rec["candidate"] >= 0):
+            return "generation / candidate are not non-negative integers"
+        return None
 
     def _FG(self, hashes: list[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ev, genome = self.evaluations, self.context.genome
@@ -260,9 +309,11 @@ class SearchRunner:
 
     def _population_record(self, algo) -> list[dict]:
         X = np.asarray(algo.pop.get("X"), dtype=bool)
+        return self._population_entries([self.context.genome.schedule(x).content_hash for x in X])
+
+    def _population_entries(self, hashes: list[str]) -> list[dict]:
         out = []
-        for x in X:
-            h = self.context.genome.schedule(x).content_hash
+        for h in hashes:
             rec = self.evaluations[h]
             out.append({"hash": h, "genome": rec["genome"], "mac_ratio": rec["mac_ratio"], "quality": rec["quality"]})
         return out
@@ -281,24 +332,33 @@ class SearchRunner:
             out.append(r)
         return out
 
-    def _write_generation(self, k: int, offspring: list[dict], algo, hv_ref: dict) -> dict:
+    def _generation_record(self, k: int, offspring: list[dict], population: list[dict], hv_ref: dict) -> dict:
+        """The record of generation ``k`` (the archive holds its offspring)."""
         ev = self.evaluations
         front = self._front(self.archive.hashes)
         hv = hypervolume([self.cost_of(ev[h]) for h in front], [ev[h]["quality"] for h in front],
                          hv_ref["cost"], hv_ref["quality"])
-        record = {
+        return {
             "ecad_search_version": SEARCH_VERSION,
             "generation": k,
             "seed": self.config.seed,
             "num_evaluations": len(self.archive),
             "offspring": offspring,
-            "population": self._population_record(algo),
+            "population": population,
             "front": front,
             "hypervolume": hv,
             "hv_reference": hv_ref,
             "best_quality_at_speedup": best_quality_at_speedup(front, ev, self.cost_of),
         }
+
+    def _write_generation(self, k: int, offspring: list[dict], algo, hv_ref: dict) -> dict:
+        record = self._generation_record(k, offspring, self._population_record(algo), hv_ref)
         return self.run_dir.write_generation(record)  # exactly what a resumed run reads back
+
+    def _hv_reference(self, offspring0: list[dict]) -> dict:
+        """The hypervolume reference point: cost 1, the worst feasible quality of generation 0."""
+        quals = [o["quality"] for o in offspring0 if o["feasible"]] or [self.all_compute_quality]
+        return {"cost": 1.0, "quality": float(min(quals))}
 
     # --- outputs ----------------------------------------------------------------------------
     def _write_front(self, front: list[str]) -> list[CacheSchedule]:
@@ -324,18 +384,12 @@ class SearchRunner:
                 f"speedup {parts}  [{seconds:.1f} s]")
 
     # --- reference --------------------------------------------------------------------------
-    def _reference(self) -> None:
-        """All-compute images (if the metric compares against them) and the all-compute evaluation."""
+    def _reference(self, depends: bool = False) -> None:
+        """All-compute images (if the metric compares against them) and the all-compute evaluation.
+        ``depends``: qualities measured against stored images exist (records or cached evaluations)."""
         self.all_compute_ms = None
         if self.backend.needs_reference():
-            stored = self.run_dir.read_reference()
-            if stored is not None:
-                images, self.all_compute_ms = stored
-            else:
-                self.log(f"generating {self.backend.num_images} all-compute reference images ...")
-                images, ms = self.backend.make_reference()
-                self.run_dir.write_reference(images, ms)
-                self.all_compute_ms = ms
+            images, self.all_compute_ms = self._reference_images(depends)
             self.backend.set_reference(images)
         ac = self.context.genome.all_compute()
         h = self.context.genome.schedule(ac).content_hash
@@ -348,6 +402,177 @@ class SearchRunner:
                 self.all_compute_ms = rec["latency_ms_per_image"]
             if not self.all_compute_ms:
                 raise SearchError("cost=latency needs the all-compute latency; delete the run directory and restart")
+
+    def _reference_images(self, depends: bool):
+        """``(images, ms per image)``: the stored reference images if they match the sha256 that
+        ``reference.json`` records, else generated (again). Images generated again replace stored
+        ones only if nothing was measured against those yet, or if they are identical to them
+        (same sha256): a search's qualities are only comparable against one set of images."""
+        rd, n = self.run_dir, self.backend.num_images
+        meta, meta_problem = rd.read_reference_meta() if depends else (None, None)
+        stored, stored_problem = rd.read_reference_images(n) if depends else (None, None)
+        recorded = meta.get("images_sha256") if meta else None
+        recorded_ms = meta.get("all_compute_ms_per_image") if meta else None
+        if stored is not None:
+            sha = images_sha256(stored)
+            if recorded is not None and sha == recorded:
+                return stored, recorded_ms
+            if recorded is not None:
+                stored_problem = (f"{rd.reference_images}: does not match the sha256 in reference.json "
+                                  f"(replaced or damaged)")
+        if not depends:
+            self.log(f"generating {n} all-compute reference images ...")
+            images, ms = self.backend.make_reference()
+            rd.write_reference(images, ms)
+            return images, ms
+        # qualities were measured against images we cannot trust: generate them again and use
+        # them only if they are the recorded ones
+        # (a reference.json without images_sha256, as written before it was recorded: the stored
+        # images are checked against new ones)
+        if meta is not None and recorded is None:
+            meta_problem = f"{rd.reference_json}: records no images_sha256"
+        target = recorded if recorded is not None else (images_sha256(stored) if stored is not None else None)
+        problem = stored_problem if recorded is not None or stored is None else meta_problem
+        if target is None:
+            why = (meta_problem or "").split(": ", 1)[-1]
+            raise SearchError(f"{stored_problem}, and {rd.reference_json.name} cannot tell what they were ({why}): "
+                              f"new reference images cannot be checked against the ones the recorded qualities were "
+                              f"measured against; restore the files or start a new run", path=str(rd.reference_images))
+        self.log(f"{problem}; generating the {n} all-compute reference images again ...")
+        images, ms = self.backend.make_reference()
+        if images_sha256(images) != target:
+            against = "the sha256 recorded in reference.json" if recorded is not None else rd.reference_images.name
+            raise SearchError(f"{problem}; the reference images generated again differ from {against}, and the "
+                              f"recorded qualities were measured against the originals; restore the files or start "
+                              f"a new run", path=str(rd.reference_images))
+        rd.write_reference(images, recorded_ms if recorded_ms is not None else ms)
+        self.log("reference images generated again: identical to the originals, using them")
+        return images, recorded_ms if recorded_ms is not None else ms
+
+    # --- checking a run directory before resuming it ------------------------------------------
+    def _check_state(self, raw: list) -> list[dict]:
+        """Check the generation records (parsed JSON) against each other and against
+        ``evaluations.json`` (rebuilding missing cache entries from them), make the reference, and
+        return the records: rebuilt from the evaluations, equal to what the files hold, and
+        replayed (each generation's offspring and population follow from the previous one). Refusals are one :class:`SearchError` line naming the file."""
+        cfg, genome, rd = self.config, self.context.genome, self.run_dir
+        for k, doc in enumerate(raw):
+            check_generation_record(rd.generation_path(k), doc, k, seed=cfg.seed, genome=genome)
+        self._restore_evaluations(raw)
+        self._reference(depends=bool(raw) or len(self.evaluations) > 0)
+        records: list[dict] = []
+        hv_ref = None
+        for k, doc in enumerate(raw):
+            path = rd.generation_path(k)
+            hashes = [o["hash"] for o in doc["offspring"]]
+            X = np.array([genome.from_hex(o["genome"]) for o in doc["offspring"]], dtype=bool)
+            self._replay(k, raw, hashes, X, path)
+            self.archive.add(doc["offspring"])
+            in_archive = set(self.archive.hashes)
+            pop = [p["hash"] for p in doc["population"]]
+            missing = [h for h in pop if h not in in_archive]
+            if missing:
+                raise SearchError(f"{path}: population member {missing[0][:12]} was never an offspring; cannot resume",
+                                  path=str(path))
+            labels = [o["init"] for o in doc["offspring"]] if k == 0 else None
+            offspring = self._offspring_records(hashes, X, labels)
+            if k == 0:
+                hv_ref = self._hv_reference(offspring)
+            expected = json.loads(json.dumps(self._generation_record(k, offspring, self._population_entries(pop),
+                                                                     hv_ref)))
+            diff = first_difference(doc, expected)
+            if diff:
+                where, got, want = diff
+                raise SearchError(f"{path}: {where} is {_short(got)}, but the run's evaluations give {_short(want)} "
+                                  f"(edited or damaged); cannot resume", path=str(path))
+            records.append(expected)
+        if self._restored:
+            self.evaluations.mark_dirty()
+            self.log(f"rebuilt {self._restored} evaluation(s) missing from {self.evaluations.path.name} from the "
+                     f"generation records")
+        return records
+
+    def _check_provenance(self, k: int, offspring: list[dict]) -> None:
+        """Refuse cached evaluations (of an interrupted generation ``k``) whose recorded generation
+        and candidate are not where this generation evaluates them (they name the front's schedules)."""
+        genome, ev = self.context.genome, self.evaluations
+        ac = genome.schedule(genome.all_compute()).content_hash
+        for o in offspring:
+            h = o["hash"]
+            if h in self.archive:
+                continue
+            want = (0, 0) if h == ac else (k, o["candidate"])
+            got = (ev[h].get("generation"), ev[h].get("candidate"))
+            if got != want:
+                raise SearchError(f"{ev.path}: {h[:12]} is recorded as candidate {got[1]} of generation {got[0]}, but "
+                                  f"it is candidate {want[1]} of generation {want[0]} (edited or damaged); delete it "
+                                  f"to rebuild the cache", path=str(ev.path))
+
+    def _replay(self, k: int, raw: list, hashes: list[str], X: np.ndarray, path: Path) -> None:
+        """Run generation ``k`` again without evaluating (the archive holds generations < ``k``) and
+        refuse if its offspring or surviving population differ from the record."""
+        cfg, genome = self.config, self.context.genome
+
+        def refuse(what: str) -> SearchError:
+            return SearchError(f"{path}: {what} (edited or damaged); cannot resume", path=str(path))
+
+        def expect(got: list[str]) -> None:
+            if got != hashes:
+                raise refuse(f"the offspring are not those generation {k - 1}'s population gives")
+
+        if k == 0:
+            algo = self._algorithm(X)
+            algo.random_state = np.random.default_rng([cfg.seed, 0, 1])
+            pop = algo.ask()
+            expect([genome.schedule(x).content_hash for x in np.asarray(pop.get("X"), dtype=bool)])
+            self._tell(algo, pop, hashes)
+        else:
+            made = self._generation(k, raw[k - 1], expect=expect)
+            algo = made[1]
+        got = [genome.schedule(x).content_hash for x in np.asarray(algo.pop.get("X"), dtype=bool)]
+        if got != [p["hash"] for p in raw[k]["population"]]:
+            raise refuse("population is not the one NSGA-II selects from these candidates")
+
+    def _restore_evaluations(self, raw: list) -> None:
+        """Rebuild ``evaluations.json`` entries of recorded candidates that are missing (from the
+        records: exactly what was evaluated), and refuse entries that disagree with a record."""
+        genome, ev = self.context.genome, self.evaluations
+        ac = genome.schedule(genome.all_compute()).content_hash
+        first: dict[str, tuple[int, int]] = {}
+        restored = 0
+        for k, doc in enumerate(raw):
+            path = self.run_dir.generation_path(k)
+            for i, o in enumerate(doc["offspring"]):
+                h = o["hash"]
+                origin = first.setdefault(h, (0, 0) if h == ac else (k, i))
+                rec = {key: o[key] for key in ("genome", "mac_ratio", "macs", "quality", "latency_ms_per_image")
+                       if key in o}
+                rec.update(generation=origin[0], candidate=origin[1])
+                problem = self._check_evaluation(h, rec)
+                if problem:
+                    raise SearchError(f"{path}: offspring[{i}]: {problem}; cannot resume", path=str(path))
+                if h not in ev:
+                    ev.add(h, rec, dirty=False)  # written once the whole directory has been checked
+                    restored += 1
+                    continue
+                diff = first_difference(ev[h], rec)
+                if diff:
+                    key, there, here = diff
+                    raise SearchError(
+                        f"{ev.path}: {key} of {h[:12]} is {_short(there)}, but generations/{path.name} records "
+                        f"{_short(here)}: one of the two was edited or damaged; cannot resume", path=str(ev.path))
+            for i, p in enumerate(doc["population"]):
+                h = p["hash"]
+                if h in ev:
+                    diff = first_difference({key: ev[h].get(key, "<missing>") for key in p if key != "hash"},
+                                            {key: v for key, v in p.items() if key != "hash"})
+                    if diff:
+                        key, there, here = diff
+                        raise SearchError(
+                            f"{path}: population[{i}].{key} of {h[:12]} is {_short(here)}, but evaluations.json "
+                            f"holds {_short(there)}: one of the two was edited or damaged; cannot resume",
+                            path=str(path))
+        self._restored = restored
 
     # --- main -------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
@@ -368,15 +593,23 @@ class SearchRunner:
         self.archive = Archive(self.context)
         self.backend = self._make_backend()
         try:
-            return self._run(resume)
-        except KeyboardInterrupt:
-            self.evaluations.flush(force=True)
-            self.log("interrupted; state saved. Continue with --resume")
-            raise
-        finally:
-            self.evaluations.flush(force=True)
-            if self.backend is not None:
-                self.backend.close()
+            try:
+                return self._run(resume)
+            except KeyboardInterrupt:
+                self.evaluations.flush(force=True)
+                self.log("interrupted; state saved. Continue with --resume")
+                raise
+            finally:
+                try:
+                    self.evaluations.flush(force=True)
+                finally:
+                    if self.backend is not None:
+                        self.backend.close()
+        except OSError as err:  # a file of the run directory cannot be read or written (a folder in its place, ...)
+            from ..utils.io import os_error_message
+
+            raise SearchError(os_error_message(err, action="failed"),
+                              path=str(path)) from None
 
     def _generation_zero(self):
         """Evaluate the initial population; returns (offspring records, algorithm)."""
@@ -394,9 +627,10 @@ class SearchRunner:
         self._tell(algo, pop, hashes)
         return self._offspring_records(hashes, X, labels), algo
 
-    def _generation(self, k: int, previous: dict):
+    def _generation(self, k: int, previous: dict, expect: Callable[[list[str]], None] | None = None):
         """Rebuild the algorithm from the previous generation's population, ask for offspring and
-        evaluate them; returns (offspring records, algorithm), or ``None`` if none could be made."""
+        evaluate them; returns (offspring records, algorithm), or ``None`` if none could be made.
+        ``expect`` (a replay) is called with the offspring's hashes before anything is evaluated."""
         cfg, genome = self.config, self.context.genome
         PX = np.array([genome.from_hex(p["genome"]) for p in previous["population"]], dtype=bool)
         algo = self._algorithm(PX)
@@ -407,8 +641,12 @@ class SearchRunner:
         algo.random_state = np.random.default_rng([cfg.seed, k, 1])
         off = self._offspring(algo)
         if off is None or len(off) == 0:
+            if expect is not None:
+                expect([])
             return None
         X = np.asarray(off.get("X"), dtype=bool)
+        if expect is not None:
+            expect([genome.schedule(x).content_hash for x in X])
         hashes = self._evaluate_all(X, gen=k)
         self._tell(algo, off, hashes)
         return self._offspring_records(hashes, X), algo
@@ -417,22 +655,19 @@ class SearchRunner:
         cfg, ctx = self.config, self.context
         doc = search_document(ctx, self.backend.describe_metric())
         self.run_dir.check_or_write_search_json(doc, resume)
-        self.evaluations.load()
+        raw = self.run_dir.read_generations()
+        self.evaluations.load(check=self._check_evaluation)
         self.run_dir.generations_dir.mkdir(exist_ok=True)
         self.run_dir.write_mac_profile(ctx.profile.to_dict())
-        records = self.run_dir.read_generations()
         if resume:
-            self.log(f"resuming {self.run_dir.path}: {len(records)} generation(s) done, "
+            self.log(f"resuming {self.run_dir.path}: {len(raw)} generation(s) done, "
                      f"{len(self.evaluations)} evaluation(s) cached")
         else:
             self.log(f"search {cfg.base_model} {ctx.settings['height']}x{ctx.settings['width']}, "
                      f"{ctx.settings['num_inference_steps']} steps, metric {ctx.metric_name}, "
                      f"{len(ctx.prompt_set)} prompt(s) x {cfg.images_per_prompt}, population {cfg.population}, "
                      f"{cfg.generations} generation(s), strategy {cfg.strategy} -> {self.run_dir.path}")
-        self._reference()
-
-        for r in records:
-            self.archive.add(r["offspring"])
+        records = self._check_state(raw)  # also makes the reference; the archive holds every record's offspring
         hv_ref = records[0]["hv_reference"] if records else None
         front_schedules_: list[CacheSchedule] = []
 
@@ -441,14 +676,14 @@ class SearchRunner:
             before = self.metric_calls
             if k == 0:
                 offspring, algo = self._generation_zero()
-                quals = [o["quality"] for o in offspring if o["feasible"]] or [self.all_compute_quality]
-                hv_ref = {"cost": 1.0, "quality": float(min(quals))}
+                hv_ref = self._hv_reference(offspring)
             else:
                 made = self._generation(k, records[-1])
                 if made is None:
                     self.log(f"gen {k}: the operators produced no new candidate; stopping")
                     break
                 offspring, algo = made
+            self._check_provenance(k, offspring)
             self.archive.add(offspring)
             self.evaluations.flush(force=True)
             record = self._write_generation(k, offspring, algo, hv_ref)
