@@ -32,6 +32,7 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     # the table: all-compute and every frontier schedule with MAC and wall-clock speedups
     assert "MAC speedup" in text and "wall-clock" in text and "all-compute" in text
+    assert "(calibration)" in text and "(held-out)" in text  # the final front's held-out quality beside it
     assert "quickstart finished in" in text
 
     run = out / "search"
@@ -49,3 +50,23 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     config = json.loads((frontier_dir / "ecad_config.json").read_text())
     assert config["num_inference_steps"] == frontier.num_inference_steps
     assert ECADPipeline is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(embedded.EMBEDDED_PIPELINE_PATH) / "model_index.json").is_file(),
+                    reason="the embedded model's weights are not in this checkout")
+def test_quickstart_ends_with_a_comparison(tmp_path, capsys):
+    """With the compare step (ecad_hub.compare.quickstart): held-out quality of the front, FirstBlockCache
+    and FORA beside the frontier in the printed table, compare.json / compare.png, and the card section."""
+    from ecad_hub.compare.quickstart import quickstart_comparison
+    from ecad_hub.search.quickstart import quickstart
+
+    out = tmp_path / "qs"
+    res = quickstart(out, generations=2, population=8, comparison=quickstart_comparison)
+    text = capsys.readouterr().out
+    assert "compared on held-out prompts" in text and "FirstBlockCache" in text and "FORA" in text
+    assert set(res["heldout"]) >= {s.name for s in res["front"]} - {"all-compute"} or res["heldout"]
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert {r["method"] for r in rows} >= {"all-compute", "ECAD", "FORA", "FirstBlockCache"}
+    assert (out / "compare.png").stat().st_size > 100
+    assert "## Compared with other caches" in (out / "frontier" / "README.md").read_text()

@@ -180,6 +180,53 @@ class ArchitectureAdapter:
         step (index into ``timesteps``) run by the second expert; ``None`` for one transformer."""
         return None
 
+    # --- other caches (``ecad-hub compare``): what diffusers' / cache-dit's caches need ---------
+    def cache_block_groups(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Attribute names of the transformer's block lists, for caches that hook whole blocks or
+        match module names (PAB, FasterCache, TaylorSeer). Default: the architecture's groups."""
+        return tuple(g.name for g in self.architecture(config).groups)
+
+    def needs_cache_context(self, pipe) -> bool:
+        """Whether diffusers' caches need a cache context set around each transformer call because
+        the pipeline sets none itself (a pipeline without ``CacheMixin`` support). Default: the
+        pipeline's ``__call__`` never calls ``cache_context``."""
+        import inspect
+
+        try:
+            source = inspect.getsource(type(pipe).__call__)
+        except (OSError, TypeError):
+            return True
+        return "cache_context(" not in source
+
+    def cache_timestep(self, args: tuple, kwargs: Mapping[str, Any]) -> float | None:
+        """The current timestep on the 0..1000 training scale, from one transformer forward's
+        arguments (PAB's / FasterCache's ``current_timestep_callback``). Default: ``timestep``."""
+        import torch
+
+        t = kwargs.get("timestep")
+        if t is None:
+            return None
+        if isinstance(t, torch.Tensor):
+            t = t.reshape(-1)[0].item() if t.numel() else None
+        return None if t is None else float(t)
+
+    def faster_cache_tensor_format(self, config: Mapping[str, Any]) -> str | None:
+        """The layout of the transformer's ``hidden_states`` for diffusers' FasterCache (``"BCHW"``,
+        ``"BCFHW"``, ``"BFCHW"``), or ``None`` where FasterCache does not apply (token sequences)."""
+        return "BCFHW" if self.temporal_compression is not None else "BCHW"
+
+    def faster_cache_cfg_kwargs(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Transformer forward arguments that carry the (uncond, cond) batch, which FasterCache halves
+        when it skips the unconditional pass. Default: diffusers' list."""
+        return ("hidden_states", "encoder_hidden_states", "timestep", "attention_mask", "encoder_attention_mask")
+
+    def taylorseer_identifiers(self, config: Mapping[str, Any]) -> list[str]:
+        """Full-match module-name patterns diffusers' TaylorSeer caches (its defaults match no
+        block list of many transformers). Default: every block of every block group."""
+        import re
+
+        return [rf"{re.escape(g)}\.\d+" for g in self.cache_block_groups(config)]
+
     # --- legacy files -----------------------------------------------------------------------
     def legacy_layout(self, cache_schedule: Mapping[str, Any], source: str) -> LegacyLayout | None:
         """The layout of an ECAD-reference ``cache_schedule`` object written for this family.

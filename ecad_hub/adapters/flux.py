@@ -74,6 +74,14 @@ class FluxAdapter(ArchitectureAdapter):
     def call_kwargs(self, settings, *, prompt_embeds):
         return {"max_sequence_length": settings["max_sequence_length"]}
 
+    def cache_timestep(self, args, kwargs):
+        # the FLUX pipelines pass timestep / 1000 to the transformer
+        t = super().cache_timestep(args, kwargs)
+        return None if t is None else t * 1000.0
+
+    def faster_cache_tensor_format(self, config):
+        return None  # packed latent tokens [B, S, C] (FasterCache handles image/video layouts only)
+
     def legacy_layout(self, cs, source):
         sched = cs.get("schedule") or {}
         if "num_single_blocks" not in cs and not any(

@@ -31,6 +31,14 @@ class SD3Adapter(ArchitectureAdapter):
             absent |= {("attn2", i) for i in range(n) if i not in dual}
         return Architecture(self.transformer_class, (BlockGroup("transformer_blocks", n, tuple(comps), frozenset(absent)),))
 
+    def faster_cache_cfg_kwargs(self, config):
+        return super().faster_cache_cfg_kwargs(config) + ("pooled_projections",)
+
+    def taylorseer_identifiers(self, config):
+        # the last block is context_pre_only: it returns no text stream, which TaylorSeer cannot forecast
+        n = int(config.get("num_layers", 18))
+        return [rf"transformer_blocks\.{i}" for i in range(n - 1)]
+
     def fast_path(self, block):
         if type(block).__name__ != "JointTransformerBlock":
             return None

@@ -3,8 +3,9 @@
 Every command prints one line per problem and exits with status 1 on bad input (any
 :class:`~ecad_hub.errors.EcadError`), 130 on Ctrl-C, 0 on success. Run ``ecad-hub COMMAND -h``.
 
-The commands live in :mod:`.format` (import, validate, show, macs), :mod:`.hub` (export, push,
-pull, browse, generate) and :mod:`.search` (search, quickstart); each module's
+The commands live in :mod:`.format` (import, validate, show, macs), :mod:`.inspect` (inspect),
+:mod:`.hub` (export, push, pull, browse, generate), :mod:`.search` (search, quickstart) and
+:mod:`.compare` (compare); each module's
 ``add_parsers(sub)`` adds its sub-commands with their handler (``set_defaults(handler=...)``).
 """
 
@@ -14,12 +15,14 @@ import argparse
 import sys
 
 from ..errors import EcadError
+from . import compare as compare_commands
 from . import format as format_commands
 from . import hub as hub_commands
+from . import inspect as inspect_commands
 from . import search as search_commands
 
 #: the modules adding sub-commands, in ``--help`` order
-COMMAND_MODULES = (format_commands, hub_commands, search_commands)
+COMMAND_MODULES = (format_commands, inspect_commands, hub_commands, search_commands, compare_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `ecad-hub show x | head`
         return 0
+    except OSError as e:  # a file the user named cannot be read or written (--out under a file, read-only, ...)
+        from ..errors import escape_control
+        from ..utils.io import os_error_message
+
+        print(f"error: {escape_control(os_error_message(e, action='failed'))}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -165,6 +165,6 @@ def cmd_search(args) -> int:
 # --------------------------------------------------------------------------------------------
 
 def cmd_quickstart(args) -> int:
-    from ..search.quickstart import run_quickstart
+    from ..compare.quickstart import run_quickstart
 
     return run_quickstart(args)

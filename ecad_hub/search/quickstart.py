@@ -22,6 +22,7 @@ from typing import Callable
 
 from ..errors import SearchError
 from .config import EMBEDDED, SearchConfig
+from .evaluate import is_all_compute
 
 DEFAULT_POPULATION = 16
 DEFAULT_GENERATIONS = 5
@@ -33,6 +34,8 @@ GRID_PROMPT_SEED = 2024
 #: At most this many frontier schedules become grid rows (spread along the front).
 GRID_MAX_SCHEDULES = 7
 UPSCALE = 4
+#: Held-out (prompt, seed) pairs the final front's quality is also measured on.
+HELDOUT_PAIRS = 12
 
 
 def _pick_spread(schedules: list, k: int) -> list:
@@ -119,8 +122,16 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
                seed: int = 0, metric: str | None = None, num_threads: int | None = None,
                base_model: str = EMBEDDED, prompts: str | None = None, num_prompts: int | None = None,
                num_inference_steps: int | None = None, grid_prompts: list[str] | None = None,
-               max_sequence_length: int | None = None, echo: Callable[[str], None] = print) -> dict:
-    """Run the quickstart; returns the paths written and the table rows. See the module docstring."""
+               max_sequence_length: int | None = None, echo: Callable[[str], None] = print,
+               comparison: Callable[..., dict] | None = None, heldout: int = HELDOUT_PAIRS) -> dict:
+    """Run the quickstart; returns the paths written and the table rows. See the module docstring.
+
+    ``comparison``: called after the timing step as ``comparison(pipe=, base_model=, frontier_dir=,
+    settings=, out=, echo=)`` (``ecad_hub.compare.quickstart.quickstart_comparison``: the frontier
+    beside FirstBlockCache and FORA on held-out prompts, added to the exported card); it returns
+    ``{"heldout": {name: quality}, "lines": [...]}``. Without it the held-out quality of each
+    schedule is measured here (``heldout`` (prompt, seed) pairs disjoint from the calibration prompts).
+    """
     import torch
 
     from .evaluate import torch_threads
@@ -128,6 +139,7 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
     from .runner import run_search
 
     t_start = time.perf_counter()
+    total = 4 if comparison is None else 5  # steps announced
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     threads = num_threads or 1
@@ -139,7 +151,7 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
 
     with torch_threads(threads):
         info = model_info(base_model)
-        echo(f"[1/4] loading the {'embedded digits' if base_model == EMBEDDED else base_model} model "
+        echo(f"[1/{total}] loading the {'embedded digits' if base_model == EMBEDDED else base_model} model "
              f"({info.pipeline_class}, {info.architecture.describe()})")
         pipe = load_pipeline(base_model, dtype="float32", device="cpu")
 
@@ -156,16 +168,16 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
             num_prompts=num_prompts or (QUICKSTART_PROMPTS if prompts is None else None),
             num_inference_steps=num_inference_steps, max_sequence_length=max_sequence_length,
         )
-        echo(f"[2/4] searching: population {cfg.population}, {cfg.generations} generations, metric {metric} "
+        echo(f"[2/{total}] searching: population {cfg.population}, {cfg.generations} generations, metric {metric} "
              f"-> {run_dir}")
         result = run_search(cfg, run_dir, pipe=pipe, progress=True, log=lambda s: echo("      " + s))
 
-        echo(f"[3/4] exporting the frontier ({len(result.front)} schedules) and loading it back with ECADPipeline")
+        echo(f"[3/{total}] exporting the frontier ({len(result.front)} schedules) and loading it back with ECADPipeline")
         frontier_dir = out / "frontier"
         frontier = _export_frontier(run_dir, frontier_dir)
         ecad = _load_back(frontier_dir, base_model, torch.float32)
 
-        echo("[4/4] generating and timing images with and without caching")
+        echo(f"[4/{total}] generating and timing images with and without caching")
         search_doc = json.loads((run_dir / "search.json").read_text())
         settings = {k: search_doc[k] for k in ("height", "width", "num_inference_steps", "guidance_scale",
                                                "max_sequence_length")}
@@ -214,19 +226,58 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
         grid_path = out / "grid.png"
         _grid_png(rows, list(grid_prompts), grid_path)
 
+        compared = None
+        if comparison is not None:
+            echo(f"[5/{total}] comparing the frontier with FirstBlockCache and FORA on held-out prompts")
+            compared = comparison(pipe=pipe, base_model=base_model, frontier_dir=frontier_dir, settings=settings,
+                                  out=out, echo=echo)
+            heldout_q = dict(compared.get("heldout") or {})
+        else:
+            heldout_q = _heldout_quality(pipe, settings, schedules, metric, base_model, cfg, heldout)
+
     metric_label = frontier.metric or metric
-    lines = [f"{'schedule':<16} {'MAC speedup':>11} {'wall-clock':>10} {metric_label + ' (calibration)':>28}"]
+    lines = [f"{'schedule':<16} {'MAC speedup':>11} {'wall-clock':>10} {metric_label + ' (calibration)':>28} "
+             f"{'(held-out)':>11}"]
     for name, mac, wall, q in table:
-        lines.append(f"{name:<16} {mac:>10.2f}x {wall:>9.2f}x {('-' if q is None else f'{q:.4g}'):>28}")
+        h = heldout_q.get(name)
+        lines.append(f"{name:<16} {mac:>10.2f}x {wall:>9.2f}x {('-' if q is None else f'{q:.4g}'):>28} "
+                     f"{('-' if h is None else f'{h:.4g}'):>11}")
     elapsed = time.perf_counter() - t_start
     echo("")
     echo("\n".join(lines))
     echo("")
+    if compared is not None:
+        echo("compared on held-out prompts (executed MACs; quality; PSNR vs all-compute), also in "
+             f"{frontier_dir}/README.md and {out}/compare.png:")
+        echo("\n".join(compared.get("lines") or []))
+        echo("")
     echo(f"wrote {out}/: search/ (run directory), frontier/ (Hub-ready: `Frontier.load('{frontier_dir}')."
          f"push_to_hub('you/digits-ecad')`), grid.png, all-compute.png, fastest-{fastest.name}.png")
     echo(f"quickstart finished in {elapsed:.0f} s")
     return {"out": out, "run_dir": run_dir, "frontier_dir": frontier_dir, "grid": grid_path, "table": table,
-            "seconds": elapsed, "front": result.front}
+            "seconds": elapsed, "front": result.front, "heldout": heldout_q,
+            "comparison": None if compared is None else compared.get("result")}
+
+
+def _heldout_quality(pipe, settings: dict, schedules, metric: str, base_model: str, cfg, n: int) -> dict:
+    """Quality of each schedule (and all-compute) on ``n`` held-out (prompt, seed) pairs whose prompts are
+    not calibration prompts (embedded model: :func:`ecad_hub.embedded.heldout_prompt_seed_pairs`)."""
+    if base_model != EMBEDDED or n <= 0:
+        return {}
+    from ..embedded import heldout_prompt_seed_pairs
+    from ..metrics import load_metric
+    from .evaluate import Evaluator
+    from .prompts import resolve_prompts
+
+    calibration = set(resolve_prompts(cfg.prompts, cfg.num_prompts, embedded_model=True).prompts)
+    pairs = [(p, sd) for p, sd in heldout_prompt_seed_pairs(4 * n) if p not in calibration][:n]
+    ev = Evaluator(pipe, settings, [p for p, _ in pairs], metric=load_metric(metric, {}))
+    ev.seeds = [sd for _, sd in pairs]
+    ev.make_reference()
+    out = {"all-compute": ev.score(ev.reference)}
+    for s in schedules:
+        out[s.name] = out["all-compute"] if is_all_compute(s) else ev.evaluate(s)["quality"]
+    return out
 
 
 def run_quickstart(args) -> int:
@@ -234,5 +285,6 @@ def run_quickstart(args) -> int:
 
     quiet_libraries()
     quickstart(args.out, generations=args.generations, population=args.population, seed=args.seed,
-               metric=args.metric, num_threads=args.num_threads, base_model=getattr(args, "model", None) or EMBEDDED)
+               metric=args.metric, num_threads=args.num_threads, base_model=getattr(args, "model", None) or EMBEDDED,
+               comparison=getattr(args, "comparison", None))
     return 0
