@@ -30,6 +30,10 @@ How it works. Three small :class:`diffusers.hooks.ModelHook` classes are registe
 
 No hook sits on the transformer itself, so ``enable_model_cpu_offload`` (which re-wraps the
 top-level ``forward`` after every call) cannot unhook it.
+
+``torch.compile``: the decisions never run inside compiled code. A hooked module's ``compile``
+(what diffusers' ``compile_repeated_blocks`` calls) compiles what runs under its hook, and an
+outer compile hands over to eager at the hook (:mod:`ecad_hub.compile`).
 """
 
 from __future__ import annotations
@@ -44,14 +48,15 @@ import torch
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.hooks.hooks import BaseState, StateManager
 
+from . import compile as _compile
 from .adapters import adapter_for, architecture_of, supported_classes
 from .errors import ArchitectureMismatchError, StepMismatchError, UnsupportedModelError
 from .schedule import CacheSchedule
 
 logger = logging.getLogger(__name__)
 
-_BLOCK_HOOK = "ecad_block"
-_COMPONENT_HOOK = "ecad_component"
+_BLOCK_HOOK = _compile._BLOCK_HOOK
+_COMPONENT_HOOK = _compile._COMPONENT_HOOK
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,6 +162,11 @@ class ECADComponentHook(ModelHook):
         self.call = 0
 
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        if torch.compiler.is_compiling():  # traced by an outer torch.compile: decide in eager (see ecad_hub.compile)
+            return _ecad_step_decision_runs_eager(self._decide, module, args, kwargs)
+        return self._decide(module, *args, **kwargs)
+
+    def _decide(self, module: torch.nn.Module, *args, **kwargs):
         state = self.state_manager.get_state()
         call, self.call = self.call, self.call + 1
         s, cache = state.step, state.cache
@@ -195,6 +205,11 @@ class ECADBlockHook(ModelHook):
         self.fast_calls = 0
 
     def new_forward(self, module: torch.nn.Module, *args, **kwargs):
+        if torch.compiler.is_compiling():  # traced by an outer torch.compile: decide in eager (see ecad_hub.compile)
+            return _ecad_step_decision_runs_eager(self._decide, module, args, kwargs)
+        return self._decide(module, *args, **kwargs)
+
+    def _decide(self, module: torch.nn.Module, *args, **kwargs):
         if self.first:
             state = self._start_forward()
         else:
@@ -249,6 +264,21 @@ class ECADBlockHook(ModelHook):
         return module
 
 
+@torch.compiler.disable
+def _ecad_step_decision_runs_eager(decide, module, args, kwargs):
+    """The schedule's recompute-or-reuse decision of one hooked module, always in eager.
+
+    Reached only when an outer ``torch.compile`` (e.g. of the whole transformer) traces a hooked
+    module: dynamo splits its graph here instead of specialising on the step (which would
+    recompile at every step). With ``fullgraph=True`` on the whole transformer this is the
+    graph break dynamo reports: compile the blocks instead (``compile_repeated_blocks``,
+    :func:`ecad_hub.compile_blocks`), which keeps the decisions outside compiled code.
+    """
+    if _compile.compile_state(module) is None:
+        _compile.warn_eager_blocks_once(module)
+    return decide(module, *args, **kwargs)
+
+
 def _disable_chunking(block: torch.nn.Module) -> None:
     logger.warning("ecad-hub: feed-forward chunking is disabled on %s while a schedule is applied "
                    "(a chunked feed-forward cannot be reused as one output)", type(block).__name__)
@@ -295,6 +325,7 @@ class ScheduleHandle:
         which counts steps). Sub-modules computed at every step run untouched."""
         for ti, transformer in enumerate(self.transformers):
             self._install_on(ti, transformer, fast_path)
+        _compile.after_hooking([m for m, _ in self._hooked])
         pipe = self.pipeline
         if pipe is not None:
             self._watch_scheduler(getattr(pipe, "scheduler", None))
@@ -328,6 +359,7 @@ class ScheduleHandle:
                     if hooked[ci]:
                         hook = ECADComponentHook(manager, key, plan.compute[gi][:, bi, ci], plan.keep[gi][:, bi, ci])
                         module = block.get_submodule(comp)  # a dotted path for wrapped blocks (HiDream)
+                        _compile.before_hooking([module])
                         HookRegistry.check_if_exists_or_initialize(module).register_hook(hook, _COMPONENT_HOOK)
                         self._hooked.append((module, _COMPONENT_HOOK))
                         if ti == 0:
@@ -339,6 +371,7 @@ class ScheduleHandle:
                 fast = adapter.fast_path(block) if fast_path and reused.any() else None
                 hook = ECADBlockHook(manager, plan, components, fast, reused, first=first, handle=self,
                                      component_hooks=component_hooks)
+                _compile.before_hooking([block])
                 HookRegistry.check_if_exists_or_initialize(block).register_hook(hook, _BLOCK_HOOK)
                 self._hooked.append((block, _BLOCK_HOOK))
                 self._block_hooks.append(hook)
@@ -348,11 +381,14 @@ class ScheduleHandle:
         """Unhook everything and free cached tensors; the transformer behaves exactly as before."""
         if not self.active:
             return
+        modules = list(dict.fromkeys(m for m, _ in self._hooked))
+        _compile.before_unhooking(modules)
         for module, name in reversed(self._hooked):
             registry = getattr(module, "_diffusers_hook", None)
             if registry is not None:
                 registry.remove_hook(name, recurse=False)
         self._hooked.clear()
+        _compile.after_unhooking(modules)
         self._block_hooks.clear()
         self._component_hooks.clear()
         self._expert_hooks.clear()
@@ -538,9 +574,10 @@ def _invalidate_registry_caches(transformer: torch.nn.Module) -> None:
 # --------------------------------------------------------------------------------------------
 
 def _resolve(pipe_or_transformer):
+    pipe_or_transformer = _compile.unwrap(pipe_or_transformer)  # torch.compile(transformer): hook the module inside
     if isinstance(pipe_or_transformer, torch.nn.Module) and not hasattr(pipe_or_transformer, "components"):
         return pipe_or_transformer, None
-    transformer = getattr(pipe_or_transformer, "transformer", None)
+    transformer = _compile.unwrap(getattr(pipe_or_transformer, "transformer", None))
     if not isinstance(transformer, torch.nn.Module):
         raise UnsupportedModelError(
             f"{type(pipe_or_transformer).__name__} has no `transformer` component; ecad-hub schedules diffusion transformers "
@@ -549,7 +586,8 @@ def _resolve(pipe_or_transformer):
     return transformer, pipe_or_transformer
 
 
-def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: bool = True) -> ScheduleHandle:
+def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: bool = True,
+                   compile: str | None = None, compile_options: dict | None = None) -> ScheduleHandle:
     """Make a pipeline's (or a bare transformer's) transformer follow ``schedule``.
 
     At step ``s`` a sub-module whose bit is ``False`` returns the output it produced at the
@@ -562,6 +600,15 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
             forwards; call ``handle.reset()`` to restart it).
         schedule: the schedule; its architecture must match the transformer exactly.
         fast_path: assemble fully reused blocks from cached outputs without running them.
+        compile: ``"regional"``: also compile the transformer's repeated blocks
+            (:func:`ecad_hub.compile_blocks`: the step decisions stay in eager, every compiled
+            region keeps one graph whatever the step, so nothing recompiles after the first
+            call); ``"full"``: that plus the rest of the transformer (``transformer.compile()``,
+            split at the scheduled blocks). ``None`` (default): compile nothing here; a compile
+            done before or after (``compile_repeated_blocks``, ``compile_blocks``,
+            ``torch.compile``) is kept outside the hooks either way. The compile stays after
+            ``handle.remove()``.
+        compile_options: keyword arguments for ``torch.compile`` (``fullgraph``, ``mode``, ...).
 
     Returns:
         A :class:`ScheduleHandle`; ``handle.remove()`` (or leaving a ``with`` block) restores
@@ -575,6 +622,8 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
     """
     if not isinstance(schedule, CacheSchedule):
         raise TypeError(f"expected a CacheSchedule, got {type(schedule).__name__}")
+    if compile not in (None, "regional", "full"):
+        raise ValueError(f"compile must be None, 'regional' or 'full', got {compile!r}")
     transformer, pipe = _resolve(pipe_or_transformer)
     actual = architecture_of(transformer)
     diffs = schedule.architecture.differences(actual)
@@ -595,6 +644,9 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
             previous.remove()
     handle = ScheduleHandle(transformer, schedule, pipe, experts=experts)
     handle._install(fast_path)
+    if compile is not None:
+        for t in handle.transformers:
+            _compile.compile_transformer(t, compile, **(compile_options or {}))
     return handle
 
 

@@ -14,6 +14,14 @@ hits every variant alike; medians are reported with the ratio
 
     realized / MAC = (median time unpatched / median time schedule) / MAC speedup
 
+``--batch-size 1 2 4 8`` times every variant at each batch size (images per prompt; the
+transformer sees twice that with CFG) and ``--compile none regional full`` with and without
+``torch.compile`` (``regional``: :func:`ecad_hub.compile_blocks`, the repeated blocks;
+``full``: that plus the rest of the transformer), each compiled variant against the unpatched
+transformer compiled the same way. ``--memory`` reports the peak memory of one loop per variant
+(RSS sampled on CPU, ``torch.cuda.max_memory_allocated`` on CUDA) and the peak bytes the
+schedule's cache holds.
+
 Example (CPU, the paper's PixArt-alpha 256 schedules)::
 
     python scripts/bench_speedup.py --transformer-config ../shared/ecad-reference/configs/pixart_xl_2_256_transformer.json \\
@@ -36,6 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecad_hub import CacheSchedule, apply_schedule, profile_macs  # noqa: E402
+from ecad_hub.compile import compile_transformer  # noqa: E402
 from ecad_hub.adapters import adapter_for, load_transformer_config  # noqa: E402
 from ecad_hub.legacy import load_any_schedule  # noqa: E402
 
@@ -106,6 +115,52 @@ def memory_check(pipe, schedule, run_pipeline, calls: int, device: str) -> dict:
     return out
 
 
+class PeakRSS:
+    """Peak resident set size during a ``with`` block, sampled every ``interval`` seconds (Linux)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak_mb, self.start_mb = interval, 0.0, 0.0
+
+    def __enter__(self):
+        import threading
+
+        self.start_mb = self.peak_mb = current_rss_mb()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak_mb = max(self.peak_mb, current_rss_mb())
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, current_rss_mb())
+
+
+def cache_bytes(handle) -> int:
+    """Bytes of the outputs a schedule's cache holds right now (all streams)."""
+    if handle is None:
+        return 0
+    seen, total = set(), 0
+    stack = [v for m in handle._state_managers for st in m.states() for v in st.cache.values()]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            if id(v) not in seen:
+                seen.add(id(v))
+                total += v.numel() * v.element_size()
+        elif isinstance(v, (tuple, list)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return total
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--transformer-config", required=True)
@@ -116,7 +171,16 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=1, help="images per prompt; the transformer sees 2x (CFG)")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[1],
+                    help="images per prompt (one or more); the transformer sees 2x (CFG)")
+    ap.add_argument("--compile", nargs="+", choices=["none", "regional", "full"], default=["none"],
+                    help="torch.compile settings to time (each against the unpatched transformer compiled alike)")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode (e.g. max-autotune-no-cudagraphs)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs per variant first (compiles)")
+    ap.add_argument("--warmup-steps", type=int, default=None,
+                    help="loop mode: denoising steps of each warm-up run (default: all; 1 compiles everything a "
+                         "schedule needs, since step 0 computes every sub-module)")
+    ap.add_argument("--memory", action="store_true", help="peak memory of one loop per variant (after the timed runs)")
     ap.add_argument("--mode", choices=["loop", "pipeline", "both"], default="both")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--memory-calls", type=int, default=10,
@@ -127,109 +191,180 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     dtype = _DTYPES[args.dtype or ("float16" if args.device.startswith("cuda") else "float32")]
 
-    pipe, config = build(args.transformer_config, args.device, dtype, seed=0)
-    arch_profile = profile_macs(config, args.height, args.width, batch_size=2 * args.batch_size)
-    arch = arch_profile.architecture
+    compile_opts = {"mode": args.compile_mode} if args.compile_mode else {}
+    pipes = {}
+    for c in args.compile:  # one pipeline per compile setting: same seed, same weights
+        pipe, config = build(args.transformer_config, args.device, dtype, seed=0)
+        if c != "none":
+            compile_transformer(pipe.transformer, c, **compile_opts)
+        pipes[c] = pipe
+    profiles = {b: profile_macs(config, args.height, args.width, batch_size=2 * b) for b in args.batch_size}
+    arch = profiles[args.batch_size[0]].architecture
     variants: list[tuple[str, CacheSchedule | None]] = [("unpatched", None), ("all-compute", CacheSchedule.all_compute(arch, args.steps))]
     for path in args.schedule:
-        s = load_any_schedule(path)
-        variants.append((s.name, s))
+        sch = load_any_schedule(path)
+        variants.append((sch.name, sch))
 
     caption_channels = config.get("caption_channels", 4096)
-    gen = torch.Generator("cpu").manual_seed(0)
-    prompt_embeds = torch.randn(args.batch_size, 120, caption_channels, generator=gen).to(args.device, dtype)
-    negative_embeds = torch.randn(args.batch_size, 120, caption_channels, generator=gen).to(args.device, dtype)
-    mask = torch.ones(args.batch_size, 120, device=args.device)
     latent_h, latent_w = args.height // 8, args.width // 8
-    loop_latents = torch.randn(2 * args.batch_size, 4, latent_h, latent_w, generator=gen).to(args.device, dtype)
-    loop_embeds = torch.cat([negative_embeds, prompt_embeds])
-    loop_mask = torch.cat([mask, mask])
+    inputs = {}
+    for b in args.batch_size:
+        gen = torch.Generator("cpu").manual_seed(0)
+        prompt_embeds = torch.randn(b, 120, caption_channels, generator=gen).to(args.device, dtype)
+        negative_embeds = torch.randn(b, 120, caption_channels, generator=gen).to(args.device, dtype)
+        mask = torch.ones(b, 120, device=args.device)
+        inputs[b] = dict(
+            prompt_embeds=prompt_embeds, negative_embeds=negative_embeds, mask=mask,
+            loop_latents=torch.randn(2 * b, 4, latent_h, latent_w, generator=gen).to(args.device, dtype),
+            loop_embeds=torch.cat([negative_embeds, prompt_embeds]), loop_mask=torch.cat([mask, mask]))
 
-    def run_loop() -> float:
+    def run_loop(pipe, b, handle=None, track=None, max_steps=None) -> float:
+        x = inputs[b]
         pipe.scheduler.set_timesteps(args.steps, device=args.device)
+        latents = x["loop_latents"]
         sync(args.device)
         t0 = time.perf_counter()
         with torch.no_grad():
-            for t in pipe.scheduler.timesteps:
-                pipe.transformer(loop_latents, encoder_hidden_states=loop_embeds, encoder_attention_mask=loop_mask,
-                                 timestep=t.expand(loop_latents.shape[0]).to(dtype),
+            for t in pipe.scheduler.timesteps[:max_steps]:
+                pipe.transformer(latents, encoder_hidden_states=x["loop_embeds"], encoder_attention_mask=x["loop_mask"],
+                                 timestep=t.expand(latents.shape[0]).to(dtype),
                                  added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)
+                if track is not None:
+                    track.append(cache_bytes(handle))
         sync(args.device)
         return time.perf_counter() - t0
 
-    def run_pipeline() -> float:
+    def run_pipeline(pipe, b, handle=None, track=None) -> float:
+        x = inputs[b]
         sync(args.device)
         t0 = time.perf_counter()
-        pipe(prompt=None, negative_prompt=None, prompt_embeds=prompt_embeds, prompt_attention_mask=mask, negative_prompt_embeds=negative_embeds,
-             negative_prompt_attention_mask=mask, num_inference_steps=args.steps, height=args.height, width=args.width,
+        pipe(prompt=None, negative_prompt=None, prompt_embeds=x["prompt_embeds"], prompt_attention_mask=x["mask"],
+             negative_prompt_embeds=x["negative_embeds"], negative_prompt_attention_mask=x["mask"],
+             num_inference_steps=args.steps, height=args.height, width=args.width,
              guidance_scale=4.5, use_resolution_binning=False, output_type="pt",
              generator=torch.Generator("cpu").manual_seed(0))
         sync(args.device)
         return time.perf_counter() - t0
 
     modes = ["loop", "pipeline"] if args.mode == "both" else [args.mode]
-    times = {(name, mode): [] for name, _ in variants for mode in modes}
-    rss_peak = {}
+    combos = [(c, b, name, schedule) for c in args.compile for b in args.batch_size for name, schedule in variants]
+    times = {(c, b, name, mode): [] for c, b, name, _ in combos for mode in modes}
 
-    def timed(name, schedule, mode, record: bool):
-        handle = apply_schedule(pipe, schedule) if schedule is not None else None
+    def timed(c, b, name, schedule, mode, record: bool):
+        pipe = pipes[c]
+        # the loop calls the transformer directly (no scheduler.step): schedule the bare transformer,
+        # whose step is counted by forwards; the pipeline mode schedules the pipeline
+        target = pipe.transformer if mode == "loop" else pipe
+        handle = apply_schedule(target, schedule) if schedule is not None else None
         try:
-            t = run_loop() if mode == "loop" else run_pipeline()
+            t = (run_loop(pipe, b, max_steps=None if record else args.warmup_steps) if mode == "loop"
+                 else run_pipeline(pipe, b))
+            if record and handle is not None and mode == "loop":
+                ran = int(sum(v.sum() for v in handle.computed_counts().values()))
+                expected = int(sum((m & g.present()[None]).sum() for g, m in
+                                   zip(schedule.architecture.groups, schedule.effective_masks().values())))
+                assert ran == expected, f"{name}: {ran} sub-module forwards ran, the schedule asks for {expected}"
         finally:
             if handle is not None:
                 handle.remove()
         if record:
-            times[(name, mode)].append(t)
+            times[(c, b, name, mode)].append(t)
         return t
 
+    def label(c, b, name):
+        return f"compile={c:<8} batch={b:<2} {name:<28}"
+
     print(f"device={args.device} dtype={str(dtype).replace('torch.', '')} threads={torch.get_num_threads()} "
-          f"steps={args.steps} transformer batch={2 * args.batch_size} {args.height}x{args.width}", flush=True)
-    for name, schedule in variants:  # warm-up
-        for mode in modes:
-            print(f"warm-up {name} {mode}: {timed(name, schedule, mode, record=False):.2f}s", flush=True)
-    for r in range(args.runs):
-        for name, schedule in variants:
+          f"steps={args.steps} images per prompt={args.batch_size} (transformer batch 2x) {args.height}x{args.width} "
+          f"compile={args.compile} load={os.getloadavg()[0]:.2f}", flush=True)
+    for _ in range(args.warmup):  # warm-up (compiles)
+        for c, b, name, schedule in combos:
             for mode in modes:
-                t = timed(name, schedule, mode, record=True)
-                print(f"run {r + 1}/{args.runs} {name:<28} {mode:<8} {t:8.3f}s", flush=True)
+                print(f"warm-up {label(c, b, name)} {mode}: {timed(c, b, name, schedule, mode, record=False):.2f}s", flush=True)
+    for r in range(args.runs):  # interleaved round-robin
+        for c, b, name, schedule in combos:
+            for mode in modes:
+                t = timed(c, b, name, schedule, mode, record=True)
+                print(f"run {r + 1}/{args.runs} {label(c, b, name)} {mode:<8} {t:8.3f}s load={os.getloadavg()[0]:.2f}", flush=True)
+
+    memory = []
+    if args.memory:
+        import gc
+
+        for c, b, name, schedule in combos:
+            if c != args.compile[0]:  # memory does not depend on the compile setting: measure it once
+                continue
+            pipe = pipes[c]
+            gc.collect()
+            handle = apply_schedule(pipe.transformer, schedule) if schedule is not None else None
+            track: list[int] = []
+            try:
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    base = torch.cuda.memory_allocated()
+                    run_loop(pipe, b, handle, track)
+                    peak = {"cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                            "cuda_peak_over_start_mb": round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)}
+                else:
+                    with PeakRSS() as rss:
+                        run_loop(pipe, b, handle, track)
+                    peak = {"rss_peak_mb": round(rss.peak_mb, 1), "rss_peak_over_start_mb": round(rss.peak_mb - rss.start_mb, 1)}
+            finally:
+                if handle is not None:
+                    handle.remove()
+            row = {"compile": c, "batch_size": b, "schedule": name, "cache_peak_mb": round(max(track or [0]) / 2**20, 2),
+                   **peak}
+            memory.append(row)
+            print("memory " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     if args.memory_calls:
-        rss_peak["memory"] = memory_check(pipe, variants[-1][1], run_pipeline, args.memory_calls, args.device)
-        m = rss_peak["memory"]
-        print(f"memory over {args.memory_calls} pipeline calls with {variants[-1][0]}: RSS MB after each call "
-              f"{m['rss_mb']}" + (f", CUDA peak GB per call {m['cuda_peak_gb']}" if m.get("cuda_peak_gb") else ""))
+        m = memory_check(pipes[args.compile[0]], variants[-1][1],
+                         lambda: run_pipeline(pipes[args.compile[0]], args.batch_size[0]), args.memory_calls, args.device)
+        memory.append({"calls": args.memory_calls, "schedule": variants[-1][0], **m})
+        print(f"memory over {args.memory_calls} pipeline calls with {variants[-1][0]}: RSS MB after each call {m['rss_mb']}")
 
     rows = []
-    for name, schedule in variants:
-        mac = arch_profile.speedup(schedule) if schedule is not None else 1.0
-        row = {"schedule": name, "mac_speedup": round(mac, 4)}
+    for c, b, name, schedule in combos:
+        mac = profiles[b].speedup(schedule) if schedule is not None else 1.0
+        row = {"compile": c, "batch_size": b, "schedule": name, "mac_speedup": round(mac, 4)}
         for mode in modes:
-            med = statistics.median(times[(name, mode)])
-            base = statistics.median(times[("unpatched", mode)])
+            ts, base_ts = times[(c, b, name, mode)], times[(c, b, "unpatched", mode)]
+            if not ts:
+                continue
+            med, base = statistics.median(ts), statistics.median(base_ts)
             row[f"{mode}_median_s"] = round(med, 4)
-            row[f"{mode}_runs_s"] = [round(x, 4) for x in times[(name, mode)]]
+            row[f"{mode}_runs_s"] = [round(x, 4) for x in ts]
             row[f"{mode}_speedup"] = round(base / med, 4)
             row[f"{mode}_realized_over_mac"] = round(base / med / mac, 4)
+            if "none" in args.compile and c != "none":
+                eager = statistics.median(times[("none", b, name, mode)])
+                row[f"{mode}_compile_gain"] = round(eager / med, 4)
         rows.append(row)
 
-    header = f"{'schedule':<28} {'MAC x':>7}" + "".join(f" {m + ' med s':>14} {m + ' x':>10} {'real/MAC':>9}" for m in modes)
-    print("\n" + header)
-    for row in rows:
-        line = f"{row['schedule']:<28} {row['mac_speedup']:>7.3f}"
-        for m in modes:
-            line += f" {row[m + '_median_s']:>14.3f} {row[m + '_speedup']:>10.3f} {row[m + '_realized_over_mac']:>9.3f}"
-        print(line)
-    for m in modes:
-        over = times[("all-compute", m)]
-        base = times[("unpatched", m)]
-        print(f"all-compute overhead ({m}): {100 * (statistics.median(over) / statistics.median(base) - 1):+.2f}%")
+    if args.runs:
+        header = f"{'compile':<9} {'batch':>5} {'schedule':<28} {'MAC x':>7}" + "".join(
+            f" {m + ' med s':>14} {m + ' x':>10} {'real/MAC':>9}" for m in modes)
+        print("\n" + header)
+        for row in rows:
+            line = f"{row['compile']:<9} {row['batch_size']:>5} {row['schedule']:<28} {row['mac_speedup']:>7.3f}"
+            for m in modes:
+                line += f" {row[m + '_median_s']:>14.3f} {row[m + '_speedup']:>10.3f} {row[m + '_realized_over_mac']:>9.3f}"
+            print(line)
+        for c in args.compile:
+            for b in args.batch_size:
+                for m in modes:
+                    over = statistics.median(times[(c, b, "all-compute", m)])
+                    base = statistics.median(times[(c, b, "unpatched", m)])
+                    print(f"all-compute overhead (compile={c}, batch={b}, {m}): {100 * (over / base - 1):+.2f}%")
 
     if args.json:
         result = {
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                        "load_avg_end": os.getloadavg(),
                         "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name()},
             "settings": {k: v for k, v in vars(args).items() if k != "json"} | {"dtype": str(dtype)},
-            "results": rows, **rss_peak,
+            "results": rows, "memory": memory,
         }
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
