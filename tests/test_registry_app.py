@@ -70,7 +70,9 @@ def app_url(hub, tmp_path):
          "resolution": {"height": 64, "width": 64}, "steps": 4, "note": "deleted since"}]}
     (tmp_path / "index.json").write_text(json.dumps(index))
     port = _free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    # a fresh HF cache: files other tests of the session downloaded (same repo ids, same content and so
+    # the same commit in the double) must not be served from the cache, or the download check below sees nothing
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", HF_HOME=str(tmp_path / "hf-home"))
     log = open(tmp_path / "app.log", "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "registry" / "app.py"), "--endpoint", hub.endpoint,
                              "--port", str(port), "--index", str(tmp_path / "index.json")],
