@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from collections import defaultdict
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -28,9 +26,9 @@ from ecad_hub.errors import EcadError, HubError, UnsupportedModelError
 from ecad_hub.macs import counted_global
 
 from families.auto import CASES
+from semantics import STEPS, Reference, _loop, _random_schedule
 from tiny_models import single_threaded, tiny_pixart_config
 
-STEPS = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,74 +461,17 @@ def _random_weights(model, seed: int = 0):
     return model.float().eval()
 
 
-def _first(out):
-    return out[0] if isinstance(out, (tuple, list)) else getattr(out, "sample", out)
-
-
-def _loop(model, inputs):
-    with torch.no_grad():
-        return [_first(model(**kw, return_dict=False)).clone() for kw in inputs]
-
-
-def _random_schedule(arch, seed: int, p: float = 0.5) -> CacheSchedule:
-    rng = np.random.default_rng(seed)
-    masks = {g.name: rng.random((STEPS, g.num_blocks, len(g.components))) > p for g in arch.groups}
-    return CacheSchedule(f"random-{seed}", STEPS, arch, masks)
-
-
-class _Reference:
-    """Torch forward hooks replacing each sub-module's output by the last computed one where the mask
-    says reuse (per call within a block forward); step 0 computes."""
-
-    def __init__(self, model, schedule):
-        self.step, self.cache, self.calls, self.per_forward, self.handles = 0, {}, defaultdict(int), defaultdict(int), []
-        eff = schedule.effective_masks()
-        for gi, g in enumerate(schedule.architecture.groups):
-            present = g.present()
-            for bi, block in enumerate(model.get_submodule(g.name)):
-                comps = [(ci, c) for ci, c in enumerate(g.components) if present[bi, ci]]
-                self.handles.append(block.register_forward_pre_hook(self._reset(gi, bi, comps)))
-                for ci, comp in comps:
-                    self.handles.append(block.get_submodule(comp).register_forward_hook(self._hook(gi, bi, ci, eff[g.name])))
-
-    def _reset(self, gi, bi, comps):
-        def pre(module, args):
-            for ci, _ in comps:
-                self.calls[(gi, bi, ci)] = 0
-        return pre
-
-    def _hook(self, gi, bi, ci, mask):
-        def hook(module, args, output):
-            k = self.calls[(gi, bi, ci)]
-            self.calls[(gi, bi, ci)] += 1
-            if self.step == 0:
-                self.per_forward[(gi, bi, ci)] += 1
-            key = (gi, bi, ci, k)
-            if mask[self.step, bi, ci] or key not in self.cache:
-                self.cache[key] = output
-                return output
-            return self.cache[key]
-        return hook
-
-    def run(self, model, inputs):
-        out = []
-        with torch.no_grad():
-            for s, kw in enumerate(inputs):
-                self.step = s
-                out.append(_first(model(**kw, return_dict=False)).clone())
-        for h in self.handles:
-            h.remove()
-        return out
-
-
 def _check_against_reference(model, arch, inputs, seed: int):
     """All-compute bit-identical, a random schedule equal to the reference, counts = mask, remove restores."""
     plain = _loop(model, inputs)
     with apply_schedule(model, CacheSchedule.all_compute(arch, STEPS)):
         assert all(torch.equal(a, b) for a, b in zip(plain, _loop(model, inputs)))
     schedule = _random_schedule(arch, seed)
-    ref = _Reference(model, schedule)
-    expected = ref.run(model, inputs)
+    ref = Reference(model, schedule)
+    try:
+        expected = ref.run(model, inputs)
+    finally:
+        ref.remove()
     with apply_schedule(model, schedule) as handle:
         got = _loop(model, inputs)
         counts, hooked = handle.computed_counts(), set(handle._component_hooks)
