@@ -9,12 +9,15 @@ flag; a block-causal attention mask when ``num_frame_per_block`` > 1.
 from __future__ import annotations
 
 from ..schedule import Architecture, BlockGroup
-from .base import ArchitectureAdapter, arg
-from .wan import COMPONENTS, block_tail, check_latents, image_inputs
+from .base import arg
+from .wan import COMPONENTS, WanAdapter, block_tail, check_latents, image_inputs
 
 
-class SkyReelsV2Adapter(ArchitectureAdapter):
+class SkyReelsV2Adapter(WanAdapter):
     """SkyReels-V2 (``SkyReelsV2Transformer3DModel``): ``blocks[i].{attn1, attn2, ffn}``.
+
+    Wan's latent checks, prompt encoding, call arguments and aliases; its own blocks, profile
+    inputs (diffusion forcing) and default resolution.
 
     Profile inputs: a config with ``inject_sample_info`` only runs in the diffusion-forcing
     pipelines (which pass ``fps``); those get per-frame timesteps at batch 1, the only batch size
@@ -26,8 +29,6 @@ class SkyReelsV2Adapter(ArchitectureAdapter):
     family = "skyreels-v2"
     checkpoints = ("SkyReels-V2 T2V 14B 540P/720P", "SkyReels-V2 I2V 1.3B/14B", "SkyReels-V2 DF 1.3B/14B")
     default_text_len = 512
-    component_aliases = {"self_attn": "attn1", "attn": "attn1", "cross_attn": "attn2", "ff": "ffn", "mlp": "ffn"}
-    temporal_compression = 4  # the Wan 2.1 VAE
     default_num_frames = 97  # SkyReelsV2Pipeline / DiffusionForcing pipelines
 
     def architecture(self, config):
@@ -38,11 +39,6 @@ class SkyReelsV2Adapter(ArchitectureAdapter):
         if type(block).__name__ != "SkyReelsV2TransformerBlock" or getattr(block, "scale_shift_table", None) is None:
             return None
         return _skyreels_block_fast
-
-    def latent_size(self, config, height, width, vae_scale_factor):
-        h, w = super().latent_size(config, height, width, vae_scale_factor)
-        check_latents(config, h, w, self.transformer_class)
-        return h, w
 
     def profile_inputs(self, config, latent_height, latent_width, batch_size, text_len, device, latent_frames=None):
         import torch
@@ -70,20 +66,6 @@ class SkyReelsV2Adapter(ArchitectureAdapter):
     def default_resolution(self, config, vae_scale_factor):
         return 544  # the 540P short side (the pipelines default to 544x960)
 
-    def encode_prompts(self, pipe, prompts, *, guidance_scale, max_sequence_length, device):
-        cfg = self.uses_cfg(guidance_scale)
-        pe, ne = pipe.encode_prompt(prompt=prompts, negative_prompt="", do_classifier_free_guidance=cfg,
-                                    num_videos_per_prompt=1, max_sequence_length=max_sequence_length, device=device)
-        out = {"prompt_embeds": pe}
-        if cfg:
-            out["negative_prompt_embeds"] = ne
-        return out
-
-    def call_kwargs(self, settings, *, prompt_embeds):
-        kw = {"max_sequence_length": settings["max_sequence_length"]}
-        if settings.get("num_frames"):
-            kw["num_frames"] = settings["num_frames"]
-        return kw
 
 
 def _skyreels_block_fast(block, cached, args, kwargs):
