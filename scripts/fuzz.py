@@ -24,6 +24,7 @@ A new target (e.g. search run directories) is a :class:`Target` subclass added t
 Usage::
 
     python scripts/fuzz.py --target schedules --n 20000 [--seed 0] [--show 5]
+    python scripts/fuzz.py --target run-dirs --n 20000 --jobs 2   # shards: seeds seed..seed+jobs-1
 
 Prints a summary (inputs tried, loaded, refused, exceptions by type, multi-line messages,
 load-but-can't-save) and exits 1 if there is a violation. ``tests/test_fuzz.py`` runs the same
@@ -244,9 +245,10 @@ def mutate_file(data: bytes, c: Chooser) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 class Outcome:
-    """The result of one input: ``kind`` is loaded / refused / exception / multi-line / load-but-can't-save."""
+    """The result of one input: ``kind`` is loaded / refused / exception / multi-line / load-but-can't-save /
+    silent (a run directory resumed into different results)."""
 
-    VIOLATIONS = ("exception", "multi-line", "load-but-can't-save")
+    VIOLATIONS = ("exception", "multi-line", "load-but-can't-save", "silent")
 
     def __init__(self, kind: str, detail: str = "", trace: str = ""):
         self.kind, self.detail, self.trace = kind, detail, trace
@@ -426,7 +428,35 @@ class FrontiersTarget(Target):
             shutil.rmtree(out, ignore_errors=True)
 
 
-TARGETS: dict[str, type[Target]] = {t.name: t for t in (SchedulesTarget, FrontiersTarget)}
+class RunDirsTarget(Target):
+    """A damaged search run directory, resumed with ``run_search(resume=True)``: the mutations and the
+    reference search of ``scripts/fuzz_run_dir.py`` (one small finished search, copied, half the time with its
+    last generation removed, one to three files damaged). A resume must refuse with a one-line EcadError or
+    recover the uninterrupted run's generation records exactly; ``silent`` is a resume into other results."""
+
+    name = "run-dirs"
+    KINDS = {"refused": "refused", "recovered": "loaded", "crash": "exception", "multi-line": "multi-line",
+             "silent": "silent"}
+
+    def __init__(self, workdir: Path):
+        super().__init__(workdir)
+        spec = importlib.util.spec_from_file_location("ecad_fuzz_run_dir", Path(__file__).with_name("fuzz_run_dir.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.fuzzer = module.RunDirFuzzer(self.workdir).setup()
+
+    def run(self, c: Chooser) -> Outcome:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outcome, what, text = self.fuzzer.once(c.rng)
+        kind = self.KINDS[outcome]
+        if kind == "exception":
+            last = text.strip().splitlines()[-1] if text.strip() else "?"
+            return Outcome(kind, f"{last} (damage: {', '.join(what)})", text)
+        return Outcome(kind, text if kind == "refused" else f"{text} (damage: {', '.join(what)})")
+
+
+TARGETS: dict[str, type[Target]] = {t.name: t for t in (SchedulesTarget, FrontiersTarget, RunDirsTarget)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,12 +469,63 @@ def summary_lines(target: str, counts: collections.Counter, exceptions: collecti
     cannot_save = counts["load-but-can't-save"]
     return [
         f"target {target}: {n} inputs tried in {seconds:.0f} s",
-        f"  loaded ok (saved and reloaded equal): {counts['loaded']}",
+        (f"  resumed into the uninterrupted run's records: {counts['loaded']}" if target == "run-dirs" else
+         f"  loaded ok (saved and reloaded equal): {counts['loaded']}"),
         f"  refused with a one-line EcadError: {counts['refused']}",
         f"  exceptions by type (not EcadError): {exc}",
         f"  multi-line messages: {counts['multi-line']}",
         f"  load-but-can't-save: {cannot_save}",
-    ]
+    ] + ([f"  silent (resumed into different results): {counts['silent']}"] if target == "run-dirs" else [])
+
+
+def _shard(target: str, n: int, seed: int, time_limit, show: int):
+    counts: collections.Counter = collections.Counter()
+    exceptions: collections.Counter = collections.Counter()
+    shown = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"ecad-fuzz-{target}-") as tmp:
+        t = TARGETS[target](Path(tmp))
+        chooser = Chooser(seed)
+        for i in range(n):
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                break
+            outcome = t.run(chooser)
+            counts[outcome.kind] += 1
+            if outcome.kind == "exception":
+                exceptions[outcome.detail.split(":")[0]] += 1
+            if outcome.violation and len(shown) < show:
+                shown.append(f"--- violation (seed {seed}, input {i}): {outcome.kind}: {outcome.detail[:500]}\n"
+                             + (outcome.trace[-3000:] if outcome.trace else ""))
+            if (i + 1) % 500 == 0:
+                print(f"  ... seed {seed}: {i + 1} inputs, {time.perf_counter() - start:.0f} s: {dict(counts)}",
+                      flush=True)
+    return counts, exceptions, shown
+
+
+def _sharded(args) -> int:
+    import concurrent.futures
+    import multiprocessing
+
+    sizes = [args.n // args.jobs + (1 if k < args.n % args.jobs else 0) for k in range(args.jobs)]
+    start = time.perf_counter()
+    counts: collections.Counter = collections.Counter()
+    exceptions: collections.Counter = collections.Counter()
+    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_shard, args.target, size, args.seed + k, args.time_limit, args.show)
+                   for k, size in enumerate(sizes)]
+        for f in futures:
+            c, e, shown = f.result()
+            counts.update(c)
+            exceptions.update(e)
+            for text in shown:
+                print(text)
+    tried = sum(counts.values())
+    print(f"{args.jobs} shards, seeds {args.seed}..{args.seed + args.jobs - 1}")
+    for line in summary_lines(args.target, counts, exceptions, time.perf_counter() - start, tried):
+        print(line)
+    violations = sum(counts[k] for k in Outcome.VIOLATIONS)
+    print(f"  violations: {violations}")
+    return 1 if violations else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--show", type=int, default=3, help="print the first N violations in full")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes; shard k tries its share of --n with seed --seed + k (default 1)")
     args = parser.parse_args(argv)
+    if args.jobs > 1:
+        return _sharded(args)
 
     counts: collections.Counter = collections.Counter()
     exceptions: collections.Counter = collections.Counter()

@@ -66,9 +66,10 @@ def test_damaged_frontier_folders_are_refused_in_one_line_or_round_trip(frontier
     _assert_allowed(frontiers_target.run(DrawChooser(data)))
 
 
-@pytest.mark.parametrize("target", ["schedules", "frontiers"])
+@pytest.mark.parametrize("target", ["schedules", "frontiers", "run-dirs"])
 def test_the_seeded_fuzzer_finds_nothing_in_a_short_run(target, capsys):
-    assert fuzz.main(["--target", target, "--n", "150" if target == "schedules" else "40", "--seed", "1"]) == 0
+    n = {"schedules": "150", "frontiers": "40", "run-dirs": "12"}[target]
+    assert fuzz.main(["--target", target, "--n", n, "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "violations: 0" in out and "exceptions by type (not EcadError): none" in out
 
