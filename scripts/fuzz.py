@@ -496,6 +496,7 @@ def _shard(target: str, n: int, seed: int, time_limit, show: int):
             if outcome.violation and len(shown) < show:
                 shown.append(f"--- violation (seed {seed}, input {i}): {outcome.kind}: {outcome.detail[:500]}\n"
                              + (outcome.trace[-3000:] if outcome.trace else ""))
+                print(shown[-1], flush=True)  # at once too: a long run's findings are worth seeing early
             if (i + 1) % 500 == 0:
                 print(f"  ... seed {seed}: {i + 1} inputs, {time.perf_counter() - start:.0f} s: {dict(counts)}",
                       flush=True)

@@ -156,7 +156,7 @@ def damage(run: Path, rng: random.Random) -> list[str]:
     """Apply one to three random damages to the run directory; returns their descriptions."""
     done = []
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
-        files = [p for p in run.rglob("*") if p.is_file()]
+        files = sorted(p for p in run.rglob("*") if p.is_file())  # sorted: the listing order varies by folder
         folders = [p for p in (run / "generations", run / "front") if p.is_dir()]
         target = rng.choice(files + folders)
         rel = target.relative_to(run)

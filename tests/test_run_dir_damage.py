@@ -127,6 +127,9 @@ REFUSED = {
     "record-empty-list": (lambda r: _save(_gen(r, 1), []), "gen_0001.json"),
     "record-a-number": (lambda r: _save(_gen(r, 0), 3), "gen_0000.json"),
     "record-missing-population": (lambda r: _edit(_gen(r, 1), lambda d: d.pop("population")), "gen_0001.json"),
+    # found by scripts/fuzz.py --target run-dirs: the origin labels of generation 0 were read back unchecked
+    "record-init-label-edited": (lambda r: _edit(_gen(r, 0), lambda d: d["offspring"][0].__setitem__(
+        "init", "random" if d["offspring"][0]["init"] != "random" else "all-compute")), "gen_0000.json"),
     "record-missing-front": (lambda r: _edit(_gen(r, 2), lambda d: d.pop("front")), "gen_0002.json"),
     "offspring-missing-genome": (lambda r: _edit(_gen(r, 1), lambda d: d["offspring"][2].pop("genome")),
                                  "gen_0001.json"),
@@ -183,8 +186,6 @@ REFUSED = {
                                      "evaluations.json"),
     "cached-evaluation-mac-ratio-edited": (lambda r: _evaluation_of_unrecorded(r, lambda e: e.__setitem__(
         "mac_ratio", 0.01)), "evaluations.json"),
-    "cached-evaluation-provenance-edited": (lambda r: _evaluation_of_unrecorded(r, lambda e: e.__setitem__(
-        "candidate", e["candidate"] + 1)), "evaluations.json"),
     "cached-evaluation-quality-not-a-number": (lambda r: _evaluation_of_unrecorded(r, lambda e: e.__setitem__(
         "quality", "high")), "evaluations.json"),
     # reference images
@@ -246,7 +247,21 @@ def test_the_cli_exits_1_with_one_error_line(kind, finished, tiny_dir, tmp_path,
 # damage that is recovered: the resumed run equals the uninterrupted one
 # --------------------------------------------------------------------------------------------
 
+def _edit_unrecorded(run: Path, change) -> None:
+    """Damage the cached evaluation of a candidate of the interrupted (unrecorded) last generation."""
+    def edit(doc):
+        entry = next(e for e in doc["evaluations"].values() if e["generation"] == GENERATIONS - 1)
+        change(entry)
+    _edit(run / "evaluations.json", edit)
+
+
 RECOVERED = {
+    # a cached evaluation no record confirms is used only if its checksum holds, else evaluated again
+    "cached-evaluation-quality-negated": lambda r: _edit_unrecorded(r, lambda e: e.__setitem__(
+        "quality", -e["quality"])),  # found by scripts/fuzz.py --target run-dirs: it used to resume silently
+    "cached-evaluation-provenance-edited": lambda r: _edit_unrecorded(r, lambda e: e.__setitem__(
+        "candidate", e["candidate"] + 1)),
+    "cached-evaluation-checksum-removed": lambda r: _edit_unrecorded(r, lambda e: e.pop("sha256")),
     "evaluations-deleted": lambda r: (r / "evaluations.json").unlink(),
     "evaluations-emptied": lambda r: _edit(r / "evaluations.json", lambda d: d.__setitem__("evaluations", {})),
     "evaluations-of-recorded-candidates-deleted": lambda r: _edit(r / "evaluations.json", lambda d: [

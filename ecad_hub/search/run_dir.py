@@ -28,6 +28,9 @@ Nothing in a damaged run directory crashes a resume or silently changes its resu
 * ``evaluations.json`` is a cache: entries of recorded candidates that are missing (or the whole
   file) are rebuilt from the generation records, others are evaluated again; an entry that
   disagrees with a generation record, or whose MACs do not follow from its genome, is refused;
+  each entry carries the ``sha256`` of its hash and content, and an entry no record confirms (a
+  candidate of an interrupted generation) is reused only if that checksum holds -- otherwise it is
+  dropped and evaluated again (its quality cannot be checked any other way);
 * ``reference.json`` records the sha256 of the reference images (:func:`images_sha256`); images
   that are missing, unreadable or do not match are generated again and used only if they match
   the recorded sha256 (else the resume is refused: the recorded qualities were measured against
@@ -52,7 +55,7 @@ from ..utils.io import atomic_write_json, read_json
 from .config import SEARCH_VERSION
 
 #: Keys of search.json that may differ when resuming (they do not change what is computed).
-RESUMABLE_DIFFERENCES = {"generations", "ecad_hub_version", "execution"}
+RESUMABLE_DIFFERENCES = {"generations", "ecad_hub_version", "execution", "pipeline_call", "scheduler"}
 #: Seconds between two writes of ``evaluations.json`` inside a generation.
 FLUSH_INTERVAL_S = 2.0
 
@@ -93,6 +96,9 @@ def search_document(context, metric_desc: dict) -> dict:
         "ecad_hub_version": __version__,
         "execution": {"device": str(context.device) if not cfg.ray else "ray", "ray": cfg.ray,
                       "batch_size": cfg.batch_size, "num_threads": cfg.num_threads},
+        # the settings that travel with the frontier (ecad_config.json): derived from the above
+        "pipeline_call": context.pipeline_call(),
+        **({"scheduler": scheduler} if (scheduler := context.scheduler_record()) else {}),
     }
 
 
@@ -319,7 +325,7 @@ class RunDir:
                 raise SearchError(
                     f"{self.path} is a different search ({k}: {_short(a)} there, {_short(b)} here); "
                     f"refusing to resume it")
-            if old.get("generations") != doc["generations"] or old.get("execution") != doc["execution"]:
+            if any(old.get(k) != doc.get(k) for k in RESUMABLE_DIFFERENCES):
                 atomic_write_json(path, doc)
         else:
             if resume and any(self.path.glob("generations/gen_*.json")):
@@ -435,8 +441,17 @@ class EvaluationStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.records: dict[str, dict] = {}
+        #: entries read without a matching ``sha256`` (edited, damaged, or from before it was written):
+        #: used only where a generation record confirms them (:meth:`drop_unverified` removes the rest)
+        self.unverified: set[str] = set()
         self._dirty = False
         self._last_flush = 0.0
+
+    @staticmethod
+    def checksum(key: str, record: dict) -> str:
+        """The ``sha256`` written with each entry: of its hash key and its canonical JSON."""
+        text = json.dumps([key, record], sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def load(self, check: Callable[[str, Any], str | None] | None = None) -> None:
         """Read the cache; ``check(hash, entry)`` returns what is wrong with an entry (or ``None``).
@@ -452,12 +467,29 @@ class EvaluationStore:
         if doc.get("ecad_search_version") != SEARCH_VERSION:
             raise SearchError(f"{self.path}: ecad_search_version {_short(doc.get('ecad_search_version'))}, expected "
                               f"{SEARCH_VERSION}; {hint}", path=str(self.path))
+        records, unverified = {}, set()
         for h, rec in doc["evaluations"].items():
+            digest = rec.pop("sha256", None) if isinstance(rec, dict) else None
             problem = check(h, rec) if check is not None else None
             if problem:
                 shown = h[:12] if _HASH.fullmatch(h) else _short(h)
                 raise SearchError(f"{self.path}: evaluation {shown}: {problem}; {hint}", path=str(self.path))
-        self.records = dict(doc["evaluations"])
+            if not (isinstance(digest, str) and digest == self.checksum(h, rec)):
+                unverified.add(h)
+            records[h] = rec
+        self.records, self.unverified = records, unverified
+
+    def drop_unverified(self, confirmed: Iterable[str]) -> int:
+        """Forget entries whose checksum failed and that no generation record confirms (``confirmed``:
+        the hashes the records hold and were compared with): they are evaluated again, never trusted.
+        Returns how many were dropped."""
+        gone = self.unverified - set(confirmed)
+        for h in gone:
+            del self.records[h]
+        self.unverified = set()
+        if gone:
+            self._dirty = True
+        return len(gone)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -482,7 +514,8 @@ class EvaluationStore:
             return
         now = time.monotonic()
         if force or now - self._last_flush >= FLUSH_INTERVAL_S:
-            atomic_write_json(self.path, {"ecad_search_version": SEARCH_VERSION, "evaluations": self.records},
+            entries = {h: {**rec, "sha256": self.checksum(h, rec)} for h, rec in self.records.items()}
+            atomic_write_json(self.path, {"ecad_search_version": SEARCH_VERSION, "evaluations": entries},
                               error_cls=SearchError)
             self._last_flush = now
             self._dirty = False

@@ -474,7 +474,9 @@ class SearchRunner:
             if missing:
                 raise SearchError(f"{path}: population member {missing[0][:12]} was never an offspring; cannot resume",
                                   path=str(path))
-            labels = [o["init"] for o in doc["offspring"]] if k == 0 else None
+            labels = None
+            if k == 0:  # the origin labels follow from the seed too: never taken from the file being checked
+                labels = self._initial_labels(*self._initial_population(lambda message: None), X)
             offspring = self._offspring_records(hashes, X, labels)
             if k == 0:
                 hv_ref = self._hv_reference(offspring)
@@ -490,6 +492,10 @@ class SearchRunner:
             self.evaluations.mark_dirty()
             self.log(f"rebuilt {self._restored} evaluation(s) missing from {self.evaluations.path.name} from the "
                      f"generation records")
+        dropped = self.evaluations.drop_unverified(o["hash"] for doc in raw for o in doc["offspring"])
+        if dropped:
+            self.log(f"dropped {dropped} cached evaluation(s) of {self.evaluations.path.name} that no generation "
+                     f"record confirms and whose checksum does not hold; they are evaluated again")
         return records
 
     def _check_provenance(self, k: int, offspring: list[dict]) -> None:
@@ -520,8 +526,8 @@ class SearchRunner:
             if got != hashes:
                 raise refuse(f"the offspring are not those generation {k - 1}'s population gives")
 
-        if k == 0:
-            algo = self._algorithm(X)
+        if k == 0:  # what generation 0 asks for from the seeded population, as _generation_zero does
+            algo = self._algorithm(self._initial_population(lambda message: None)[0])
             algo.random_state = np.random.default_rng([cfg.seed, 0, 1])
             pop = algo.ask()
             expect([genome.schedule(x).content_hash for x in np.asarray(pop.get("X"), dtype=bool)])
@@ -613,19 +619,28 @@ class SearchRunner:
 
     def _generation_zero(self):
         """Evaluate the initial population; returns (offspring records, algorithm)."""
-        cfg, genome = self.config, self.context.genome
-        user = user_vectors(genome, cfg.init_schedules, self.log)
-        X0, labels = initial_population(genome, cfg.population, np.random.default_rng([cfg.seed, 0]),
-                                        mode=self.context.operators.initial_population, user=user)
+        X0, labels0 = self._initial_population(self.log)
         algo = self._algorithm(X0)
-        algo.random_state = np.random.default_rng([cfg.seed, 0, 1])
+        algo.random_state = np.random.default_rng([self.config.seed, 0, 1])
         pop = algo.ask()
         X = np.asarray(pop.get("X"), dtype=bool)
-        label_of = {genome.key(x): lab for x, lab in zip(X0, labels)}
-        labels = [label_of.get(genome.key(x), "random") for x in X]
+        labels = self._initial_labels(X0, labels0, X)
         hashes = self._evaluate_all(X, gen=0)
         self._tell(algo, pop, hashes)
         return self._offspring_records(hashes, X, labels), algo
+
+    def _initial_population(self, log) -> tuple[np.ndarray, list[str]]:
+        """The seeded initial population and the origin label of each row (deterministic per seed)."""
+        cfg, genome = self.config, self.context.genome
+        user = user_vectors(genome, cfg.init_schedules, log)
+        return initial_population(genome, cfg.population, np.random.default_rng([cfg.seed, 0]),
+                                  mode=self.context.operators.initial_population, user=user)
+
+    def _initial_labels(self, X0: np.ndarray, labels0: list[str], X: np.ndarray) -> list[str]:
+        """The ``init`` label of each generation-0 candidate ``X`` (``random`` for rows not seeded)."""
+        genome = self.context.genome
+        label_of = {genome.key(x): lab for x, lab in zip(X0, labels0)}
+        return [label_of.get(genome.key(x), "random") for x in X]
 
     def _generation(self, k: int, previous: dict, expect: Callable[[list[str]], None] | None = None):
         """Rebuild the algorithm from the previous generation's population, ask for offspring and
