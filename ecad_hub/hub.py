@@ -4,12 +4,15 @@ Built on :mod:`ecad_hub.frontier`'s public API: loading, saving and pushing one 
 :class:`~ecad_hub.Frontier`'s (:meth:`~ecad_hub.Frontier.load`, :meth:`~ecad_hub.Frontier.push_to_hub`),
 the file transfer and the Hub error messages are :mod:`ecad_hub.frontier.remote`'s, and the
 model card is :mod:`ecad_hub.frontier.card`'s. This module adds listing (``HfApi.list_models``
-plus one ``frontier.json`` per repo), :class:`FrontierSummary` and pulling a repo's files.
+plus one ``frontier.json`` per repo, merged with the curated index of :mod:`ecad_hub.registry`),
+:class:`FrontierSummary` and pulling a repo's files.
 
     >>> from ecad_hub import browse
     >>> for s in browse(base_model="PixArt-alpha/PixArt-XL-2-256x256"):
     ...     print(s.repo_id, s.speedups, s.qualities)
     user/pixart-ecad (1.0, 1.52, 2.68) (0.93, 0.92, 0.88)
+    >>> [(s.repo_id, s.status) for s in browse(index=True)]     # merged with the curated index
+    [('user/pixart-ecad', 'live'), ('your-username/pixart-alpha-256-ecad-paper', 'example, not published')]
 
     >>> from ecad_hub.hub import pull
     >>> pull("user/pixart-ecad", out="pixart-ecad")     # JSON + README + PNGs, nothing else
@@ -22,7 +25,7 @@ import datetime as _dt
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -30,6 +33,7 @@ from .errors import EcadError, FrontierError, HubError, escape_control
 from .frontier import INDEX_FILE, Frontier, check_document, is_repo_id, write_folder
 from .frontier.card import ECAD_TAG
 from .frontier.remote import MAX_FILE_BYTES, endpoint, hub_errors, hub_exceptions, server_message
+from .registry.index import EXAMPLE, INDEXED, LIVE, OFFLINE, merge_index, resolve_index
 from .utils.io import read_bytes_bounded, read_json
 from .utils.table import format_table
 
@@ -92,6 +96,12 @@ class FrontierSummary:
         default: the default schedule.
         transformer_class: the transformer the schedules are written for.
         likes, downloads, last_modified, sha: Hub info of the repo (``sha``: the commit read).
+        status: ``"live"`` (read from the Hub), ``"live, indexed"`` (read from the Hub and listed in
+            the curated index), ``"unresolved"`` / ``"example, not published"`` (an index entry
+            the Hub does not resolve: the index's data) or ``"offline (index)"`` (``offline=True``).
+        note: the curated index's note on the repo (and, when unresolved, why).
+        family: the model family tag ``frontier.json`` records, if any.
+        comparison: ``frontier.json``'s ``comparison`` (``ecad-hub compare`` results), if any.
     """
 
     repo_id: str
@@ -108,6 +118,15 @@ class FrontierSummary:
     downloads: int = 0
     last_modified: _dt.datetime | None = None
     sha: str | None = None
+    status: str = "live"
+    note: str = ""
+    family: str | None = None
+    comparison: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_live(self) -> bool:
+        """Whether this was read from the repo's ``frontier.json`` on the Hub (not from the curated index)."""
+        return self.status in (LIVE, INDEXED)
 
     @property
     def max_speedup(self) -> float | None:
@@ -162,7 +181,22 @@ def _summary(model, token) -> FrontierSummary:
         downloads=getattr(model, "downloads", 0) or 0,
         last_modified=getattr(model, "last_modified", None),
         sha=getattr(model, "sha", None),
+        family=index.get("family"),
+        comparison=index.get("comparison"),
     )
+
+
+def _index_summary(entry, status: str, note: str | None = None) -> FrontierSummary:
+    """A curated index entry as a :class:`FrontierSummary` (the index's data, no Hub info)."""
+    res = entry.get("resolution")
+    schedules = entry.get("schedules", [])
+    return FrontierSummary(
+        repo_id=entry["repo_id"], base_model=entry["base_model"],
+        resolution=(res["height"], res["width"]) if res else None, steps=entry["steps"],
+        names=tuple(s["name"] for s in schedules), speedups=tuple(s["mac_speedup"] for s in schedules),
+        qualities=tuple(s.get("quality") for s in schedules), metric=entry.get("metric"),
+        default=entry.get("default_schedule", ""), transformer_class=entry.get("transformer_class", ""),
+        status=status, note=entry.get("note", "") if note is None else note, family=entry.get("family"))
 
 
 def browse(
@@ -171,33 +205,70 @@ def browse(
     search: str | None = None,
     limit: int | None = 50,
     token: str | bool | None = None,
+    *,
+    transformer_class: str | None = None,
+    index=None,
+    offline: bool = False,
 ) -> list[FrontierSummary]:
-    """List ECAD repos on the Hub (tag ``ecad``), reading only each repo's ``frontier.json``.
+    """List ECAD repos on the Hub (tag ``ecad``), reading only each repo's ``frontier.json``,
+    merged with the curated registry index if one is given.
 
     Args:
-        base_model: only repos whose card declares this base model (``base_model:<id>`` tag).
+        base_model: only frontiers for this base model: repos whose card declares it
+            (``base_model:<id>`` tag) and repos whose tags name no base model but whose
+            ``frontier.json`` does.
         author: only repos of this user or organisation.
         search: a substring of the repo id.
-        limit: at most this many repos (Hub listing order).
+        limit: at most this many repos per Hub listing (Hub listing order).
         token: for private repos.
+        transformer_class: only frontiers written for this diffusers transformer class
+            (``frontier.json``'s ``transformer_class``).
+        index: the curated index to merge (:mod:`ecad_hub.registry`): ``True`` for the one
+            shipped with ecad-hub, a path to an index file, or an index document; ``None``
+            (default): the live search only. Live data wins; an index entry the search did not
+            return is looked up directly and, if the Hub does not resolve it, listed with the
+            index's data, marked ``status="unresolved"`` (``"example, not published"`` for an
+            example repo id), never dropped.
+        offline: list the index alone (the default index if ``index`` is ``None``), asking the
+            Hub nothing; every entry has ``status="offline (index)"``.
 
     Repos whose ``frontier.json`` is missing, invalid or unreadable are skipped with a
     ``UserWarning`` naming the repo and the reason; the listing itself never fails because
-    of one repo. Raises :class:`~ecad_hub.errors.HubError` if the listing cannot be fetched.
+    of one repo. Raises :class:`~ecad_hub.errors.HubError` if the listing cannot be fetched,
+    :class:`~ecad_hub.errors.FrontierError` if the index file is invalid.
 
     Example::
 
         >>> [s.repo_id for s in browse(base_model="black-forest-labs/FLUX.1-dev")]
         ['user/flux-ecad']
+        >>> [(s.repo_id, s.status) for s in browse(offline=True)]
+        [('your-username/pixart-alpha-256-ecad-paper', 'offline (index)')]
     """
+    doc = resolve_index(True if offline and index is None else index)
+    filters = dict(base_model=base_model, author=author, search=search, transformer_class=transformer_class)
+    if offline:
+        return [_index_summary(m.entry, OFFLINE) for m in merge_index(doc, None, **filters)]
+
     from huggingface_hub import HfApi
 
-    filters = [ECAD_TAG] + ([f"base_model:{base_model}"] if base_model else [])
-    try:
-        models = list(HfApi(token=token).list_models(filter=filters, author=author, search=search, limit=limit,
-                                                     full=True, token=token))
-    except hub_exceptions() as e:
-        raise HubError(f"cannot list ECAD repos on {endpoint()} ({server_message(e)})") from None
+    api = HfApi(token=token)
+
+    def listing(tags):
+        try:
+            return list(api.list_models(filter=tags, author=author, search=search, limit=limit, full=True,
+                                        token=token))
+        except hub_exceptions() as e:
+            raise HubError(f"cannot list ECAD repos on {endpoint()} ({server_message(e)})") from None
+
+    if base_model:
+        models = listing([ECAD_TAG, f"base_model:{base_model}"])
+        tagged = {m.id for m in models}
+        # repos whose card names no base model: their frontier.json says which model they are for
+        untagged = [m for m in listing([ECAD_TAG]) if m.id not in tagged
+                    and not any(str(t).startswith("base_model:") for t in (getattr(m, "tags", None) or []))]
+        models += untagged
+    else:
+        models, tagged = listing([ECAD_TAG]), set()
 
     def one(model):
         try:
@@ -207,22 +278,63 @@ def browse(
         except Exception as e:  # noqa: BLE001 - one odd repo never breaks the listing
             return None, f"{type(e).__name__}: {e}"
 
+    def wanted(summary, claimed_by: str | None) -> bool:
+        """Whether a summary passes the filters; a base model its card (or the index) claimed wrongly is warned about."""
+        if base_model and summary.base_model != base_model:
+            if claimed_by:
+                warnings.warn(escape_control(f"browse: skipping {summary.repo_id}: its frontier.json is for "
+                                             f"{summary.base_model}, {claimed_by} says {base_model}"), stacklevel=3)
+            return False
+        return not transformer_class or summary.transformer_class == transformer_class
+
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(models)))) as pool:
         outcomes = list(pool.map(one, models))
     summaries = []
     for model, (summary, problem) in zip(models, outcomes):
         if summary is None:
             warnings.warn(escape_control(f"browse: skipping {model.id}: {problem}"), stacklevel=2)
-        elif base_model and summary.base_model != base_model:
-            warnings.warn(escape_control(f"browse: skipping {model.id}: its frontier.json is for {summary.base_model}, "
-                                         f"its card says {base_model}"), stacklevel=2)
-        else:
+        elif wanted(summary, "its card" if model.id in tagged else None):
             summaries.append(summary)
-    return summaries
+    if doc is None:
+        return summaries
+
+    merged = merge_index(doc, summaries, **filters)
+    missing = [m for m in merged if m.summary is None]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(missing)))) as pool:
+        looked_up = dict(zip((m.repo_id for m in missing), pool.map(lambda m: _lookup(api, m.repo_id, token), missing)))
+    out = []
+    for m in merged:
+        if m.summary is not None:
+            out.append(replace(m.summary, status=m.status, note=m.note))
+            continue
+        summary, problem = looked_up[m.repo_id]
+        if summary is not None and wanted(summary, "the curated index"):
+            out.append(replace(summary, status=INDEXED, note=m.note))
+        elif summary is None:
+            note = m.note if m.status == EXAMPLE else escape_control(f"{m.note} [{problem}]" if m.note else problem)
+            out.append(_index_summary(m.entry, m.status, note))
+    return out
+
+
+def _lookup(api, repo_id: str, token):
+    """``(summary, None)`` for an index entry's repo read from the Hub, else ``(None, why not)``."""
+    try:
+        try:
+            info = api.model_info(repo_id, files_metadata=True, token=token)
+        except hub_exceptions() as e:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status in (401, 404):
+                return None, f"not found on {endpoint()}"
+            return None, f"cannot read it on {endpoint()} ({server_message(e)})"
+        return _summary(info, token), None
+    except EcadError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - an odd repo never breaks the listing
+        return None, f"{type(e).__name__}: {e}"
 
 
 def summaries_table(summaries: Iterable[FrontierSummary]) -> str:
-    """A text table of :func:`browse` results: repo, base model, resolution, steps, speedups, quality."""
+    """A text table of :func:`browse` results: repo, base model, resolution, steps, speedups, quality, status."""
     rows = []
     for s in summaries:
         speedups = ", ".join("-" if v is None else f"{v:.2f}x" for v in s.speedups)
@@ -230,5 +342,5 @@ def summaries_table(summaries: Iterable[FrontierSummary]) -> str:
         quality = f"{s.metric or 'quality'} {min(known):.4g}..{max(known):.4g}" if known else "-"
         rows.append([escape_control(s.repo_id), escape_control(s.base_model),
                      f"{s.resolution[0]}x{s.resolution[1]}" if s.resolution else "-",
-                     str(s.steps), speedups, escape_control(quality)])
-    return format_table(rows, ["repo", "base model", "resolution", "steps", "MAC speedups", "quality"])
+                     str(s.steps), speedups or "-", escape_control(quality), escape_control(s.status)])
+    return format_table(rows, ["repo", "base model", "resolution", "steps", "MAC speedups", "quality", "status"])

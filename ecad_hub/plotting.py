@@ -143,6 +143,93 @@ def plot_frontier(
     )
 
 
+#: One frontier of an overlay plot: ``(label, metric or None, [(speedup, quality or None), ...])``.
+OverlaySeries = tuple[str, "str | None", Sequence[tuple[float, "float | None"]]]
+
+NO_QUALITY_LABEL = "no quality scores"
+
+
+def overlay_figure(frontiers: Sequence[OverlaySeries], *, title: str | None = None,
+                   xlabel: str = "MAC speedup (x)"):
+    """The figure :func:`plot_overlay` saves: several frontiers on one speedup axis.
+
+    One panel per quality metric (its y axis labelled with the metric's name), each frontier a
+    line through its scored points; points without a quality score (a frontier without a metric,
+    or schedules not scored) are drawn in a strip under the panels, on the same speedup axis,
+    one row per frontier, labelled "no quality scores". Colours are the same for a frontier in
+    every panel and the strip; the legend names each one.
+    """
+    from matplotlib.lines import Line2D
+
+    clean = []
+    for label, metric, points in frontiers:
+        pts = [(float(x), None if y is None else float(y)) for x, y in points if x is not None]
+        if pts:
+            clean.append((str(label), metric, pts))
+    if not clean:
+        raise ValueError("nothing to plot: no frontier records a MAC speedup")
+    metrics = sorted({m or "quality" for _, m, pts in clean if any(y is not None for _, y in pts)})
+    strip = [(label, [x for x, y in pts if y is None]) for label, _, pts in clean if any(y is None for _, y in pts)]
+    panel_h, strip_h = 3.3, 0.45 + 0.28 * len(strip)
+    heights = [panel_h] * len(metrics) + ([strip_h] if strip else [])
+    top_pad, bottom_pad = (0.55 if title else 0.25), 0.6
+    legend_h = 0.22 * len(clean) + 0.3
+    height = sum(heights) + 0.35 * (len(heights) - 1) + top_pad + bottom_pad + legend_h
+    colours = {label: f"C{i % 10}" for i, (label, _, _) in enumerate(clean)}
+    with plot_style():
+        fig = new_figure(7.2, height)
+        fig.subplots_adjust(left=0.13, right=0.97, top=1 - top_pad / height, bottom=(bottom_pad + legend_h) / height,
+                            hspace=0.35 / (sum(heights) / len(heights)))
+        grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+        axes = []
+        for i in range(len(heights)):
+            axes.append(fig.add_subplot(grid[i], sharex=axes[0] if axes else None))
+        for ax, metric in zip(axes, metrics):
+            for label, m, pts in clean:
+                if (m or "quality") != metric:
+                    continue
+                arr = _sorted_points([(x, y) for x, y in pts if y is not None])
+                if len(arr):
+                    ax.plot(arr[:, 0], arr[:, 1], "o-", color=colours[label], markersize=4, linewidth=1.4)
+            ax.set_ylabel(metric)
+            ax.grid(True, alpha=0.3)
+        if strip:
+            ax = axes[-1]
+            for row, (label, xs) in enumerate(strip):
+                ax.plot(xs, [row] * len(xs), "|", color=colours[label], markersize=12, markeredgewidth=2)
+            ax.set_ylim(-0.7, len(strip) - 0.3)
+            ax.set_yticks([])
+            ax.set_ylabel(NO_QUALITY_LABEL.replace(" quality ", " quality\n"), rotation=0, ha="right", va="center",
+                          fontsize="small")
+            ax.grid(True, axis="x", alpha=0.3)
+        for ax in axes[:-1]:
+            ax.tick_params(labelbottom=False)
+        axes[-1].set_xlabel(xlabel)
+        if title:
+            fig.suptitle(title, fontsize="medium")
+        handles = [Line2D([], [], color=colours[label], marker="o", linewidth=1.4, markersize=4,
+                          label=label + ("" if any(y is not None for _, y in pts) else f" ({NO_QUALITY_LABEL})")
+                          + (f" [{m}]" if m and len(metrics) > 1 else ""))
+                   for label, m, pts in clean]
+        fig.legend(handles=handles, loc="lower center", fontsize="small", frameon=False, ncols=1,
+                   bbox_to_anchor=(0.5, 0.0))
+    return fig
+
+
+def plot_overlay(frontiers: Sequence[OverlaySeries], path: str | os.PathLike, *, title: str | None = None,
+                 xlabel: str = "MAC speedup (x)") -> Path:
+    """Overlay several frontiers (``(label, metric, [(speedup, quality or None), ...])``) and save a
+    deterministic PNG: one panel per metric, unscored points in a "no quality scores" strip.
+
+    Example::
+
+        >>> plot_overlay([("user/a", "image_reward", [(1.0, 0.93), (2.68, 0.88)]),
+        ...               ("user/paper", None, [(1.0, None), (2.68, None), (3.93, None)])], "browse.png")
+        PosixPath('browse.png')
+    """
+    return save_png_deterministic(overlay_figure(frontiers, title=title, xlabel=xlabel), path)
+
+
 def mask_heatmap_figure(schedule, *, title: str | None = None):
     """The figure :func:`plot_mask_heatmap` saves."""
     from matplotlib.colors import ListedColormap

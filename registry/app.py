@@ -31,12 +31,13 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 if (HERE.parent / "ecad_hub").is_dir():  # a checkout: use its ecad_hub (a Space installs ecad-hub instead)
     sys.path.insert(0, str(HERE.parent))
 
-import model  # noqa: E402
-from index import INDEX_PATH, index_rows, load_index, merge_index  # noqa: E402
+from ecad_hub.registry import model  # noqa: E402  (rows, points, leaderboard: shared with browse --html)
+from ecad_hub.registry.index import INDEXED, LIVE, load_index  # noqa: E402
+
+INDEX_PATH = HERE / "index.json"  # the Space's copy of ecad_hub/registry/index.json (a test checks they agree)
 
 ALL = "(all)"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -45,7 +46,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 class Registry:
     """What the app shows: the live listing merged with the curated index, and loaded frontiers.
 
-    ``lister``/``loader`` default to ``ecad_hub.browse`` / ``ecad_hub.Frontier.load``.
+    ``lister``/``loader`` default to ``ecad_hub.browse`` (called with ``index=``, and with
+    ``offline=True`` when the Hub listing fails) / ``ecad_hub.Frontier.load``. Frontiers read on the
+    Hub are :attr:`summaries`; index entries the Hub did not resolve are :attr:`extra_rows`.
     """
 
     def __init__(self, *, base_model: str | None = None, limit: int = 500, index: dict | None = None,
@@ -74,16 +77,18 @@ class Registry:
         with self._lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                live = lister(base_model=self.base_model, limit=self.limit)
+                listed = lister(base_model=self.base_model, limit=self.limit, index=self.index)
                 self.error = None
             except EcadError as e:
-                live, self.error = None, str(e)
+                self.error = str(e)
+                listed = ([] if self.index is None else
+                          lister(base_model=self.base_model, limit=self.limit, index=self.index, offline=True))
             self.skipped = [_short(str(w.message).removeprefix("browse: skipping ")) for w in caught
                             if issubclass(w.category, UserWarning) and "skipping" in str(w.message)]
-            merged = merge_index(self.index, live, base_model=self.base_model)
-            self.summaries = [m.summary for m in merged if m.summary is not None]
-            self.notes = {m.repo_id: m.note for m in merged if m.note}
-            self.extra_rows = index_rows(merged)
+            live = [getattr(s, "status", LIVE) in (LIVE, INDEXED) for s in listed]
+            self.summaries = [s for s, ok in zip(listed, live) if ok]
+            self.extra_rows = [model.row_of(s) for s, ok in zip(listed, live) if not ok]
+            self.notes = {}
         return self
 
     def summary(self, repo_id: str):
@@ -131,10 +136,11 @@ def points_frame(points):
     import pandas as pd
 
     floor = model.axis_floor(points)
+    several = len({p.metric for p in points if p.quality is not None}) > 1
     return pd.DataFrame({
         "MAC speedup": [p.speedup for p in points],
         "quality": [p.quality if p.quality is not None else floor for p in points],
-        "series": [p.series + ("" if p.quality is not None or p.kind != "frontier" else " (no quality)")
+        "series": [p.series + (" (no quality scores)" if p.quality is None else f" [{p.metric}]" if several else "")
                    for p in points],
         "repo": [p.repo_id for p in points],
         "schedule": [p.schedule for p in points],
@@ -250,7 +256,7 @@ def build_app(reg: Registry):
                                 minimum=1.0, step=0.5, elem_id="f-sort")
         plot = gr.ScatterPlot(x="MAC speedup", y="quality", color="series",
                               tooltip=["repo", "schedule", "speedup", "value", "kind"],
-                              x_title="MAC speedup (x)", y_title="quality (each frontier's metric; none: bottom)",
+                              x_title="MAC speedup (x)", y_title="quality (the frontier's metric)",
                               label="Pareto frontiers", elem_id="overlay")
         listing = gr.Dataframe(label="frontiers", interactive=False, wrap=True, elem_id="listing")
         with gr.Row():
@@ -282,8 +288,12 @@ def build_app(reg: Registry):
             lo = model.axis_floor(points)
             hi = max(ys) if ys else 1.0
             pad = (hi - lo) * 0.05 or 0.05
+            metrics = sorted({p.metric for p in points if p.quality is not None})
+            y_title = (metrics[0] if len(metrics) == 1 else "quality: " + " / ".join(metrics) + " (see series)"
+                       if metrics else "no quality scores") + ("; no quality scores: bottom row"
+                                                               if metrics and len(ys) < len(points) else "")
             plot_value = gr.update(value=points_frame(points), x_lim=[min(xs) - 0.1, max(xs) * 1.05 + 0.05],
-                                   y_lim=[lo - pad, hi + pad])
+                                   y_lim=[lo - pad, hi + pad], y_title=y_title)
             return (status_markdown(reg, len(shown)), plot_value, frame, schedules_frame(points),
                     gr.update(choices=labels, value=None), leaderboard_frame(shown))
 

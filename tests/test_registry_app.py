@@ -164,7 +164,7 @@ def test_explorer_lists_selects_and_filters(app_url, browser, hub, tmp_path):
     repos = ("test-user/tiny-pixart-ecad", "test-org/other-ecad", "test-user/unscored-ecad")
     _wait(driver, "the listing", lambda d: all(r in _text(d, "listing") for r in repos), timeout=60)
     listing = _text(driver, "listing")
-    assert "test-user/gone-ecad" in listing and "not found on the Hub" in listing  # index entry, marked
+    assert "test-user/gone-ecad" in listing and "unresolved" in listing  # index entry, marked
     assert "broken-ecad" not in listing
     status = _text(driver, "status")
     assert "Skipped" in status and "test-user/broken-ecad" in status, status

@@ -1,9 +1,10 @@
-"""The registry's data layer, shared by the Gradio app (``app.py``) and the static page
-(``static_page.py``) so both show the same rows, points and leaderboard.
+"""The registry's data layer, shared by the Gradio app (``registry/app.py``), the static page
+(:mod:`ecad_hub.registry.page`, ``ecad-hub browse --html``) so both show the same rows, points
+and leaderboard.
 
 Pure functions over :class:`ecad_hub.hub.FrontierSummary`-like objects (anything with the
-summary's attributes; an optional ``family`` and ``comparison`` are read with ``getattr``, so a
-summary without them works). No network access, no gradio, no pandas here.
+summary's attributes; the optional ``family``, ``comparison``, ``status`` and ``note`` are read
+with ``getattr``, so a summary without them works). No network access, no gradio, no pandas here.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ DEFAULT_SORT_SPEEDUP = 2.0
 TABLE_COLUMNS = ("repo", "base model", "family", "resolution", "steps", "metric", "schedules",
                  "max speedup", "best quality at {x}x", "default", "status", "note")
 
-_FAMILIES = (("PixArt", "pixart"), ("Flux", "flux"), ("SD3", "sd3"), ("Sana", "sana"), ("Hunyuan", "hunyuan"),
-             ("CogVideoX", "cogvideox"), ("Wan", "wan"), ("LTX", "ltx"), ("Mochi", "mochi"))
-
-
 def family_of(summary) -> str:
-    """The architecture family: the summary's ``family`` if it has one, else derived from its transformer class."""
+    """The architecture family: the summary's ``family`` if it has one, else the family tag of the
+    adapter registered for its transformer class, else a name derived from the class."""
     fam = getattr(summary, "family", None)
     if fam:
         return str(fam)
+    from ..adapters import find_adapter
+
     cls = getattr(summary, "transformer_class", "") or ""
-    for prefix, name in _FAMILIES:
-        if cls.startswith(prefix):
-            return name
+    adapter = find_adapter(cls) if cls else None
+    if adapter is not None and adapter.family:
+        return adapter.family
     stem = re.sub(r"(Transformer.*|Model)$", "", cls)
     return stem.lower() or "unknown"
 
@@ -155,7 +155,11 @@ def table_headers(sort_speedup: float = DEFAULT_SORT_SPEEDUP) -> list[str]:
     return [c.format(x=f"{float(sort_speedup):g}") for c in TABLE_COLUMNS]
 
 
-def row_of(summary, sort_speedup: float = DEFAULT_SORT_SPEEDUP, *, status: str = "live", note: str = "") -> Row:
+def row_of(summary, sort_speedup: float = DEFAULT_SORT_SPEEDUP, *, status: str | None = None,
+           note: str | None = None) -> Row:
+    """The listing row of a summary; ``status``/``note`` default to the summary's own."""
+    status = status or getattr(summary, "status", None) or "live"
+    note = note if note is not None else getattr(summary, "note", "") or ""
     return Row(repo_id=summary.repo_id, base_model=summary.base_model, family=family_of(summary),
                resolution=resolution_label(summary), steps=summary.steps, metric=metric_label(summary),
                schedules=len(summary.names), max_speedup=summary.max_speedup,
@@ -173,7 +177,7 @@ def table_rows(summaries: Iterable, sort_speedup: float = DEFAULT_SORT_SPEEDUP,
     """The listing: one :class:`Row` per summary (plus ``extra`` rows, e.g. unresolved index
     entries, kept after the live ones), sorted by :func:`sort_rows`."""
     notes = notes or {}
-    rows = [row_of(s, sort_speedup, note=notes.get(s.repo_id, "")) for s in summaries]
+    rows = [row_of(s, sort_speedup, note=notes.get(s.repo_id)) for s in summaries]
     return sort_rows(rows) + sorted(extra, key=lambda r: r.repo_id)
 
 
@@ -215,6 +219,8 @@ def comparison_points(summary) -> list[Point]:
     comp = getattr(summary, "comparison", None)
     if not comp:
         return []
+    if isinstance(comp, dict) and isinstance(comp.get("rows"), list):
+        return _comparison_rows(summary, comp)
     if isinstance(comp, dict):
         comp = comp.get("baselines", comp.get("methods", []))
     if not isinstance(comp, list):
@@ -239,6 +245,23 @@ def comparison_points(summary) -> list[Point]:
             out.append(Point(f"{summary.repo_id} · {method}", summary.repo_id,
                              str(p.get("name") or (method if len(pts) == 1 else f"{method}-{i}")), x, q,
                              metric_label(summary), kind="baseline"))
+    return out
+
+
+def _comparison_rows(summary, comp: dict) -> list[Point]:
+    """Baseline points of ``ecad-hub compare``'s ``comparison`` (frontier-v1): its rows other than
+    the all-compute reference and the frontier's own schedules, one series per method."""
+    out = []
+    for r in comp["rows"]:
+        if not isinstance(r, dict) or r.get("kind") in ("ecad", "reference"):
+            continue
+        x, q = _number(r.get("mac_speedup")), _number(r.get("quality"))
+        if x is None:
+            continue
+        method = str(r.get("method") or "baseline")
+        metric = str(r.get("metric") or comp.get("metric") or metric_label(summary))
+        out.append(Point(f"{summary.repo_id} · {method}", summary.repo_id,
+                         f"{method} {r.get('setting') or ''}".strip(), x, q, metric, kind="baseline"))
     return out
 
 
@@ -298,12 +321,13 @@ def leaderboard_headers(speedups: Sequence[float] = LEADERBOARD_SPEEDUPS) -> lis
 # --------------------------------------------------------------------------------------------
 
 def loading_lines(repo_id: str, schedule: str) -> str:
-    """The copy-paste lines that load ``schedule`` of ``repo_id``."""
-    # ecad-hub has no ``load_schedule`` function; ``ECADPipeline.from_pipe`` is the "already loaded" form.
-    return (f'from ecad_hub import ECADPipeline\n\n'
-            f'pipe = ECADPipeline.from_pretrained("{repo_id}", schedule="{schedule}")\n'
-            f'# or, on a diffusers pipeline you already have:\n'
-            f'pipe = ECADPipeline.from_pipe(pipe, "{repo_id}", schedule="{schedule}")\n')
+    """The copy-paste lines that load ``schedule`` of ``repo_id``: in place onto a pipeline the user
+    already has (``load_schedule``, like ``load_lora_weights``), or as the ``ECADPipeline`` wrapper."""
+    return (f'from ecad_hub import ECADPipeline, load_schedule\n\n'
+            f'# on a diffusers pipeline you already have, in place:\n'
+            f'handle = load_schedule(pipe, "{repo_id}", schedule="{schedule}")\n'
+            f'# or the base model and the schedule in one go:\n'
+            f'pipe = ECADPipeline.from_pretrained("{repo_id}", schedule="{schedule}")\n')
 
 
 def repo_url(endpoint: str, repo_id: str) -> str:
