@@ -1,9 +1,11 @@
 """ecad-hub: learned ECAD caching schedules for diffusion transformers, as Hub artifacts.
 
-    >>> from ecad_hub import CacheSchedule, profile_macs, apply_schedule
-    >>> schedule = CacheSchedule.load("ours_fast.json")      # or from_legacy("ecad_reference.json")
-    >>> with apply_schedule(pipe, schedule):
-    ...     image = pipe("a red fox").images[0]
+    >>> from ecad_hub import load_schedule, apply_schedule
+    >>> handle = load_schedule(pipe, "user/pixart-ecad", schedule="2.5x")   # in place, like load_lora_weights
+    >>> image = pipe("a red fox", **handle.call_kwargs).images[0]
+    >>> handle.disable()                                                  # the plain model again
+    >>> with apply_schedule(pipe, "ours_fast.json"):                       # a schedule file (or a CacheSchedule)
+    ...     image = pipe("a red fox", num_inference_steps=20).images[0]
 
 Heavy dependencies (torch, diffusers) are imported only when the names that need them are used.
 """
@@ -17,6 +19,7 @@ from .version import __version__  # noqa: E402
 
 from .errors import (  # noqa: E402  (light, always imported)
     ArchitectureMismatchError,
+    CacheConflictError,
     EcadError,
     FileWriteError,
     FrontierError,
@@ -36,7 +39,9 @@ from .schedule import Architecture, BlockGroup, CacheSchedule  # noqa: E402
 _LAZY = {
     "profile_macs": ".macs",
     "MacProfile": ".macs",
-    "apply_schedule": ".hooks",
+    "apply_schedule": ".pipeline",  # any source (file, folder, repo, Frontier); ecad_hub.hooks.apply_schedule: CacheSchedule/file
+    "load_schedule": ".pipeline",
+    "LoadedSchedule": ".pipeline",
     "ScheduleHandle": ".hooks",
     "architecture_of": ".adapters",
     "register_adapter": ".adapters",
@@ -52,7 +57,7 @@ __all__ = [
     "Architecture", "BlockGroup", "CacheSchedule",
     "EcadError", "ScheduleError", "LegacyFormatError", "UnsupportedFeatureError", "ArchitectureMismatchError",
     "StepMismatchError", "UnsupportedModelError", "FrontierError", "ScheduleNotFoundError", "HubError", "SearchError",
-    "MetricUnavailableError", "ModelLoadError", "FileWriteError", *_LAZY,
+    "MetricUnavailableError", "ModelLoadError", "FileWriteError", "CacheConflictError", *_LAZY,
 ]
 
 
@@ -68,8 +73,8 @@ def __getattr__(name: str):
 if TYPE_CHECKING:  # pragma: no cover
     from .adapters import architecture_of
     from .frontier import Frontier
-    from .hooks import ScheduleHandle, apply_schedule
+    from .hooks import ScheduleHandle
     from .hub import browse
     from .legacy import from_legacy
     from .macs import MacProfile, profile_macs
-    from .pipeline import ECADPipeline
+    from .pipeline import ECADPipeline, LoadedSchedule, apply_schedule, load_schedule

@@ -102,6 +102,10 @@ class ModelLoadError(EcadError):
     """A base model (diffusers pipeline) cannot be loaded: missing or malformed files, custom code, ..."""
 
 
+class CacheConflictError(EcadError, ValueError):
+    """Another cache (a diffusers cache hook, ``enable_cache``) is already on the transformer."""
+
+
 class FileWriteError(EcadError, OSError):
     """An output file or folder cannot be written (not writable, a file where a folder is needed, disk full)."""
 

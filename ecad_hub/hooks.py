@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import weakref
 from typing import Any
 
@@ -50,7 +51,7 @@ from diffusers.hooks.hooks import BaseState, StateManager
 
 from . import compile as _compile
 from .adapters import adapter_for, architecture_of, supported_classes
-from .errors import ArchitectureMismatchError, StepMismatchError, UnsupportedModelError
+from .errors import ArchitectureMismatchError, CacheConflictError, StepMismatchError, UnsupportedModelError
 from .schedule import CacheSchedule
 
 logger = logging.getLogger(__name__)
@@ -485,6 +486,8 @@ class ScheduleHandle:
                 handle._reset_states()
                 handle._scheduler_steps = 0 if handle._steps_from_scheduler else None
                 handle._check_steps(scheduler)
+                for transformer in handle.transformers:  # a diffusers cache enabled after patching: refuse
+                    check_no_other_cache(transformer, after=True)
             return result
 
         set_timesteps._ecad_original = original
@@ -570,6 +573,62 @@ def _invalidate_registry_caches(transformer: torch.nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# other caches
+# --------------------------------------------------------------------------------------------
+
+#: Hook names diffusers' caches register in a module's ``HookRegistry`` (``apply_*`` functions and
+#: ``enable_cache``), and the cache each belongs to.
+DIFFUSERS_CACHE_HOOKS = {
+    "fbc_leader_block_hook": "FirstBlockCache", "fbc_block_hook": "FirstBlockCache",
+    "pyramid_attention_broadcast": "PyramidAttentionBroadcast",
+    "faster_cache_denoiser": "FasterCache", "faster_cache_block": "FasterCache",
+    "taylorseer_cache": "TaylorSeerCache",
+    "mag_cache_leader_block_hook": "MagCache", "mag_cache_block_hook": "MagCache",
+    "sea_cache_root": "SeaCache", "sea_cache_leader_block": "SeaCache", "sea_cache_block": "SeaCache",
+    "sea_cache_post_norm": "SeaCache",
+    "text_kv_cache_transformer": "TextKVCache", "text_kv_cache_block": "TextKVCache",
+}
+
+
+def other_caches(transformer: torch.nn.Module) -> tuple[str | None, dict[str, str]]:
+    """The diffusers caches on ``transformer``: ``(config class enabled with enable_cache or None,
+    {hook name: cache name} of the cache hooks found in its modules' hook registries)``."""
+    config = getattr(transformer, "_cache_config", None)
+    hooks: dict[str, str] = {}
+    for module in transformer.modules():
+        registry = getattr(module, "_diffusers_hook", None)
+        names = getattr(registry, "hooks", None) or {}
+        for name in names:
+            if name in DIFFUSERS_CACHE_HOOKS:
+                hooks.setdefault(name, DIFFUSERS_CACHE_HOOKS[name])
+    return (type(config).__name__ if config is not None else None), hooks
+
+
+def check_no_other_cache(transformer: torch.nn.Module, *, after: bool = False) -> None:
+    """Raise :class:`~ecad_hub.errors.CacheConflictError` (one line, saying how to remove it) when a
+    diffusers cache is on ``transformer``: ecad-hub never stacks two caches.
+
+    ``after``: the check at the start of a pipeline call, for a cache enabled after the schedule.
+    """
+    config, hooks = other_caches(transformer)
+    if config is None and not hooks:
+        return
+    what = type(transformer).__name__
+    when = (f"was applied to the transformer after the ECAD schedule ({what})" if after
+            else f"is already on the transformer ({what})")
+    if config is not None:
+        raise CacheConflictError(
+            f"a diffusers cache ({config}, enable_cache) {when}; two caches would be stacked: remove one first "
+            f"(pipe.transformer.disable_cache() for diffusers', handle.remove() for the ECAD schedule)")
+    caches = ", ".join(sorted(set(hooks.values())))
+    names = ", ".join(repr(n) for n in sorted(hooks))
+    raise CacheConflictError(
+        f"a diffusers cache ({caches}, applied with diffusers.hooks.apply_*) {when}; two caches would be stacked: "
+        f"remove one first (HookRegistry.check_if_exists_or_initialize(pipe.transformer).remove_hook(name, "
+        f"recurse=True) for {names}, or handle.remove() for the ECAD schedule)")
+
+
+# --------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------
 
@@ -586,19 +645,28 @@ def _resolve(pipe_or_transformer):
     return transformer, pipe_or_transformer
 
 
-def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: bool = True,
+def apply_schedule(pipe_or_transformer, schedule: CacheSchedule | str | os.PathLike, *, fast_path: bool = True,
                    compile: str | None = None, compile_options: dict | None = None) -> ScheduleHandle:
     """Make a pipeline's (or a bare transformer's) transformer follow ``schedule``.
 
     At step ``s`` a sub-module whose bit is ``False`` returns the output it produced at the
-    last step where it was computed (step 0 always computes). A schedule already applied to
-    the same transformer is removed first. The active schedule is ``pipe.ecad_schedule``.
+    last step where it was computed (step 0 always computes). An ECAD schedule already applied
+    to the same transformer is replaced: it is removed first (its handle becomes inactive). A
+    diffusers cache on the transformer (``transformer.enable_cache(...)`` or any of the
+    ``diffusers.hooks.apply_*`` caches: FirstBlockCache, PAB, FasterCache, TaylorSeer, MagCache,
+    ...) is refused with :class:`~ecad_hub.errors.CacheConflictError`, here and, for one enabled
+    after the schedule, at the start of the next pipeline call: two caches are never stacked.
+    The active schedule is ``pipe.ecad_schedule``.
+
+    To load a schedule from a frontier (a Hub repo, an exported folder, a search run) use
+    :func:`ecad_hub.load_schedule` (``ecad_hub.apply_schedule`` accepts those sources too).
 
     Args:
         pipe_or_transformer: a diffusers pipeline with a ``transformer`` component, or the
             transformer itself (then the step counter wraps every ``num_inference_steps``
             forwards; call ``handle.reset()`` to restart it).
-        schedule: the schedule; its architecture must match the transformer exactly.
+        schedule: the schedule (a :class:`CacheSchedule`, or the path of a v1 schedule file); its
+            architecture must match the transformer exactly.
         fast_path: assemble fully reused blocks from cached outputs without running them.
         compile: ``"regional"``: also compile the transformer's repeated blocks
             (:func:`ecad_hub.compile_blocks`: the step decisions stay in eager, every compiled
@@ -619,9 +687,13 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
             every difference).
         StepMismatchError: raised by the pipeline call, before any denoising, when the pipeline
             runs a number of steps other than ``schedule.num_inference_steps``.
+        CacheConflictError: a diffusers cache is on the transformer.
+        ScheduleError: the schedule file is malformed.
     """
+    if isinstance(schedule, (str, os.PathLike)):
+        schedule = CacheSchedule.load(schedule)
     if not isinstance(schedule, CacheSchedule):
-        raise TypeError(f"expected a CacheSchedule, got {type(schedule).__name__}")
+        raise TypeError(f"expected a CacheSchedule or the path of a schedule file, got {type(schedule).__name__}")
     if compile not in (None, "regional", "full"):
         raise ValueError(f"compile must be None, 'regional' or 'full', got {compile!r}")
     transformer, pipe = _resolve(pipe_or_transformer)
@@ -638,6 +710,8 @@ def apply_schedule(pipe_or_transformer, schedule: CacheSchedule, *, fast_path: b
         if diffs:
             raise ArchitectureMismatchError(f"schedule {schedule.name!r} does not fit the pipeline's second expert: "
                                             f"{'; '.join(diffs)}")
+    for t in (transformer, *experts):
+        check_no_other_cache(t)
     for t in (transformer, *experts):
         previous = getattr(t, "_ecad_handle", None)
         if previous is not None:

@@ -1,11 +1,23 @@
-"""``ECADPipeline``: a diffusers pipeline that follows an ECAD schedule from a Hub repo or folder.
+"""Load ECAD schedules onto diffusers pipelines: in place (:func:`load_schedule`, the diffusers
+way, like ``pipe.load_lora_weights``) or with the :class:`ECADPipeline` wrapper.
+
+In place, on the pipeline you already have::
+
+    >>> from ecad_hub import load_schedule
+    >>> handle = load_schedule(pipe, "user/pixart-ecad", schedule="2.5x")   # or a folder, a run, a file
+    >>> image = pipe("a red fox in the snow", **handle.call_kwargs).images[0]
+    >>> handle.set_schedule("ecad-3.93x")                                  # switch
+    >>> handle.disable(); handle.enable()                                  # the plain base model and back
+    >>> handle.remove()
+
+The wrapper, loading the base model too::
 
     >>> import torch
     >>> from ecad_hub import ECADPipeline
-    >>> pipe = ECADPipeline.from_pretrained("user/pixart-ecad", torch_dtype=torch.float16).to("cuda")
-    >>> image = pipe("a red fox in the snow").images[0]          # the default schedule, its steps
-    >>> pipe.set_schedule(2.5)                                     # best quality at >= 2.5x MACs
-    >>> pipe.set_schedule("ecad-3.93x")                            # or by name
+    >>> pipe = ECADPipeline.from_pretrained("user/pixart-ecad", dtype=torch.float16).to("cuda")
+    >>> image = pipe("a red fox in the snow").images[0]          # the default schedule, its steps and settings
+    >>> pipe.set_schedule(2.5)                                     # the nearest schedule at >= 2.5x MACs
+    >>> pipe.set_schedule("ecad-3.93x")                            # or by name (or "3.93x")
     >>> pipe.disable_cache()                                       # the plain base model, bit for bit
 
 Loading downloads only the ECAD repo's small JSON files, then the base model with
@@ -13,11 +25,19 @@ Loading downloads only the ECAD repo's small JSON files, then the base model wit
 that its transformer has the architecture the schedules were written for, and applies the
 schedule with :func:`ecad_hub.hooks.apply_schedule`. Everything else is the diffusers pipeline:
 attributes, components, ``.to()``, ``enable_model_cpu_offload()`` ... are delegated to it.
+
+Settings travel: a searched frontier records the pipeline call settings it was searched with
+(``Frontier.pipeline_call``: resolution binning, ``max_sequence_length``, guidance scale, size)
+and its scheduler (``Frontier.scheduler``). ``ECADPipeline`` calls use them as defaults (what
+you pass wins) and ``from_pretrained`` installs the recorded scheduler; :func:`load_schedule`
+exposes them as ``handle.call_kwargs`` and warns when the pipeline's scheduler differs.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -36,12 +56,16 @@ MAX_CONFIG_BYTES = 1024 * 1024
 #: refused, no safetensors, unknown classes, Hub failures: those subclass OSError).
 _LOAD_ERRORS = (OSError, ValueError, AttributeError, ImportError, KeyError, TypeError, IndexError, RuntimeError)
 
+logger = logging.getLogger(__name__)
+
 
 class ECADPipeline:
     """A diffusers pipeline with an ECAD caching schedule applied; behaves like the pipeline.
 
     Build it with :meth:`from_pretrained` (loads the base model too) or :meth:`from_pipe`
-    (for a pipeline you already loaded).
+    (for a pipeline you already loaded; :func:`load_schedule` does that without a wrapper).
+    ``isinstance(pipe, DiffusionPipeline)`` (and the wrapped pipeline's class) is true, and
+    ``type(pipe)`` is ``ECADPipeline``.
 
     Attributes:
         pipeline: the wrapped diffusers pipeline (the same object, with hooks on its transformer).
@@ -49,10 +73,14 @@ class ECADPipeline:
         schedule: the selected :class:`~ecad_hub.CacheSchedule`.
         commit: the resolved commit of the ECAD repo (``None`` for a local folder).
         cache_enabled: whether the schedule is applied (see :meth:`disable_cache`).
+        call_kwargs: the default call arguments (the frontier's recorded call settings and the
+            schedule's step count).
 
     Calling it calls the pipeline; when ``num_inference_steps`` is not passed, the schedule's
-    step count is used. Passing another step count raises
-    :class:`~ecad_hub.errors.StepMismatchError` before any denoising while caching is on.
+    step count is used, and the frontier's recorded call settings (:attr:`call_kwargs`:
+    ``height``, ``width``, ``guidance_scale``, ``max_sequence_length``,
+    ``use_resolution_binning``, ...) fill in what the call does not pass. Passing another step
+    count raises :class:`~ecad_hub.errors.StepMismatchError` before any denoising while caching is on.
     """
 
     _OWN = frozenset({"_pipe", "_frontier", "_schedule", "_handle", "_cache_enabled"})
@@ -84,18 +112,25 @@ class ECADPipeline:
         Args:
             repo_or_dir: an ECAD Hub repo id, an exported/pulled folder, a search run directory, or a
                 :class:`~ecad_hub.Frontier` already loaded (``revision`` then does not apply).
-            schedule: a schedule name, a MAC speedup (the best-quality schedule reaching it; a
-                number or a string like ``"2.5x"``), or ``None`` for the frontier's default.
+            schedule: a schedule name, a MAC speedup (a number or a string like ``"2.5x"``: the
+                schedule shown as that speedup, e.g. ``"3.93x"`` for ``ecad-3.93x``, else the nearest
+                one at or above it; see :meth:`Frontier.pick <ecad_hub.Frontier.pick>`), or ``None``
+                for the frontier's default.
             base_model: load this model instead of the frontier's base (e.g. a fine-tune of
                 the same architecture); warns, since the schedules were searched on another model.
             revision: the ECAD repo revision (branch, tag or commit sha) to load.
             base_revision: the base model revision (default: the one recorded in the frontier,
                 unless ``base_model`` overrides the base).
             token: Hub token, for both repos.
-            **diffusers_kwargs: passed to ``DiffusionPipeline.from_pretrained`` (``torch_dtype``,
+            **diffusers_kwargs: passed to ``DiffusionPipeline.from_pretrained`` (``dtype``,
                 ``variant``, ``cache_dir``, ``local_files_only``, ...); ``cache_dir`` and
                 ``local_files_only`` also apply to the ECAD repo. ``use_safetensors`` defaults
                 to ``True`` (no pickled weights); pass ``use_safetensors=None`` to allow them.
+                The deprecated ``torch_dtype=`` is passed on as ``dtype=`` (no FutureWarning).
+
+        When the frontier records the scheduler it was searched with (a diffusers scheduler
+        class) and the loaded pipeline has another one (or another config), the recorded one is
+        installed (``pipe.scheduler = Recorded.from_config(...)``), so images match the frontier.
 
         Raises:
             FrontierError: the repo or folder is not a valid ECAD frontier, or a frontier from the
@@ -110,7 +145,7 @@ class ECADPipeline:
         Example::
 
             >>> pipe = ECADPipeline.from_pretrained("user/pixart-ecad", schedule="ecad-2.68x",
-            ...                                     torch_dtype=torch.float16)
+            ...                                     dtype=torch.float16)
             >>> pipe.schedule.name, pipe.commit[:7]
             ('ecad-2.68x', '3f2a9c1')
         """
@@ -131,6 +166,7 @@ class ECADPipeline:
             rev = base_revision
         else:
             rev = base_revision or frontier.base_model_revision
+        _dtype_keyword(diffusers_kwargs)
         _preflight(frontier, base, rev, token, diffusers_kwargs)
         from diffusers import DiffusionPipeline
 
@@ -141,6 +177,10 @@ class ECADPipeline:
             raise
         except _LOAD_ERRORS as e:
             raise ModelLoadError(f"{base}: cannot load the base model ({_one_line(e)})", path=base) from None
+        if frontier.scheduler and _scheduler_difference(pipe, frontier.scheduler):
+            recorded = make_scheduler(frontier.scheduler, where=frontier.source or frontier.base_model)
+            logger.info("ecad-hub: using the scheduler the schedules were searched with (%s)", type(recorded).__name__)
+            pipe.scheduler = recorded
         return cls(pipe, frontier, schedule)
 
     @classmethod
@@ -155,15 +195,27 @@ class ECADPipeline:
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool = False,
     ) -> "ECADPipeline":
-        """Apply an ECAD frontier's schedule to a pipeline you already loaded.
+        """Wrap a pipeline you already loaded and apply an ECAD frontier's schedule to it.
 
-        ``repo_or_dir`` is a repo id, a folder, or a :class:`Frontier`. The pipeline is patched
-        in place (its transformer gets the schedule's hooks) and wrapped.
+        ``repo_or_dir`` is a repo id, a folder, a search run directory, or a :class:`Frontier`.
+
+        The wrapper *shares* ``pipeline``: it is the same object (``pipe.pipeline is pipeline``),
+        not a copy, and the schedule's hooks are on its transformer, so calling ``pipeline``
+        directly afterwards runs the schedule too. (A copy would not help: diffusers'
+        ``DiffusionPipeline.from_pipe`` shares the transformer module, and hooks live on the
+        module.) ``pipe.disable_cache()`` restores ``pipeline`` to the plain base model, bit
+        for bit, and ``pipe.enable_cache()`` applies the schedule again. Wrapping an
+        ``ECADPipeline`` replaces its schedule (the old wrapper's cache is disabled). For
+        in-place loading without a wrapper use :func:`load_schedule`. The pipeline's scheduler
+        is kept; a warning says so when it is not the one the frontier was searched with.
 
         Example::
 
             >>> base = PixArtAlphaPipeline.from_pretrained("PixArt-alpha/PixArt-XL-2-256x256")
             >>> pipe = ECADPipeline.from_pipe(base, "user/pixart-ecad", schedule=2.0)
+            >>> pipe.pipeline is base          # shared: base now runs the schedule too
+            True
+            >>> pipe.disable_cache()           # base is the plain model again
         """
         if isinstance(pipeline, ECADPipeline):
             pipeline.disable_cache()
@@ -173,13 +225,16 @@ class ECADPipeline:
         else:
             frontier = Frontier.load(repo_or_dir, revision=revision, token=token, cache_dir=cache_dir,
                                      local_files_only=local_files_only)
+        _warn_scheduler(pipeline, frontier)
         return cls(pipeline, frontier, schedule)
 
     # --- schedule control -------------------------------------------------------------------
     def set_schedule(self, schedule: str | float | CacheSchedule | None = None) -> CacheSchedule:
         """Switch to another schedule of the frontier (name, MAC speedup, or ``None`` for the default).
 
-        A :class:`CacheSchedule` object is applied as given. Returns the selected schedule.
+        A speedup as names and tables show it (``"3.93x"``, ``3.93``) selects that schedule; any
+        other value the nearest one at or above it (``frontier.pick_note`` says which). A
+        :class:`CacheSchedule` object is applied as given. Returns the selected schedule.
         """
         chosen = self._frontier.resolve(schedule)
         object.__setattr__(self, "_schedule", chosen)
@@ -210,6 +265,20 @@ class ECADPipeline:
         return self._cache_enabled
 
     @property
+    def call_kwargs(self) -> dict:
+        """The default call arguments: the frontier's recorded settings this pipeline takes, and the
+        schedule's ``num_inference_steps``."""
+        return call_defaults(self._pipe, self._frontier, self._schedule)
+
+    @property
+    def __class__(self):  # isinstance(pipe, DiffusionPipeline) / the wrapped class: true; type(pipe) stays
+        pipe = self.__dict__.get("_pipe")
+        return ECADPipeline if pipe is None else type(pipe)
+
+    def __reduce_ex__(self, protocol):
+        return _rebuild_ecad_pipeline, (self._pipe, self._frontier, self._schedule, self._cache_enabled)
+
+    @property
     def schedule(self) -> CacheSchedule:
         return self._schedule
 
@@ -232,8 +301,10 @@ class ECADPipeline:
 
     # --- the pipeline -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if "num_inference_steps" not in _bound_arguments(self._pipe, args, kwargs):
-            kwargs["num_inference_steps"] = self._schedule.num_inference_steps
+        bound = _bound_arguments(self._pipe, args, kwargs)
+        for key, value in self.call_kwargs.items():
+            if key not in bound:
+                kwargs[key] = value
         return self._pipe(*args, **kwargs)
 
     def to(self, *args, **kwargs) -> "ECADPipeline":
@@ -265,9 +336,346 @@ class ECADPipeline:
                 f"frontier={where}{'' if at and at in where else at})")
 
 
+def _rebuild_ecad_pipeline(pipe, frontier, schedule, enabled):
+    out = object.__new__(ECADPipeline)
+    for name, value in (("_pipe", pipe), ("_frontier", frontier), ("_schedule", schedule), ("_handle", None),
+                        ("_cache_enabled", enabled)):
+        object.__setattr__(out, name, value)
+    if enabled and schedule is not None:
+        out._apply()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# in-place loading
+# --------------------------------------------------------------------------------------------
+
+class LoadedSchedule:
+    """An ECAD schedule loaded in place onto a pipeline by :func:`load_schedule`.
+
+    Attributes:
+        pipeline: the patched pipeline (or bare transformer).
+        frontier: the :class:`~ecad_hub.Frontier` the schedule comes from (``None`` when a single
+            schedule was loaded: a file or a :class:`~ecad_hub.CacheSchedule`).
+        schedule: the selected :class:`~ecad_hub.CacheSchedule`.
+        handle: the active :class:`~ecad_hub.hooks.ScheduleHandle` (``None`` while disabled).
+        enabled: whether the schedule is applied.
+        call_kwargs: what to call the pipeline with: the frontier's recorded call settings this
+            pipeline takes (``height``, ``width``, ``guidance_scale``, ``max_sequence_length``,
+            ``use_resolution_binning``, ...) and the schedule's ``num_inference_steps``:
+            ``pipe(prompt, **handle.call_kwargs)``, or ``pipe(prompt, **{**handle.call_kwargs,
+            "guidance_scale": 3.0})`` to override one.
+        scheduler: the scheduler the frontier was searched with, ``{"class": ..., "config": ...}``
+            (or ``None``); :meth:`make_scheduler` builds it.
+
+    Also a context manager: leaving the ``with`` block removes the schedule.
+    """
+
+    def __init__(self, pipeline, frontier: Frontier | None, schedule: CacheSchedule, *, apply_options: dict):
+        self.pipeline = pipeline
+        self.frontier = frontier
+        self._schedule = schedule
+        self._apply_options = dict(apply_options)
+        self._handle = None
+        self._enabled = False
+
+    # --- schedule control -------------------------------------------------------------------
+    def set_schedule(self, schedule: str | float | CacheSchedule | None = None) -> CacheSchedule:
+        """Switch to another schedule: a name, a MAC speedup (``2.5``, ``"3.93x"``: see
+        :meth:`Frontier.pick <ecad_hub.Frontier.pick>`), ``None`` for the frontier's default, or a
+        :class:`CacheSchedule` (applied as given). The rules of :meth:`ECADPipeline.set_schedule`.
+        Returns the selected schedule; it is applied at once unless the handle is disabled."""
+        if isinstance(schedule, CacheSchedule):
+            chosen = schedule
+        elif self.frontier is None:
+            if schedule is None:
+                chosen = self._schedule
+            else:
+                raise FrontierError(f"schedule {self._schedule.name!r} was loaded on its own (not from a frontier); "
+                                    f"pass a CacheSchedule to switch, or load a frontier to choose by name or speedup")
+        else:
+            chosen = self.frontier.resolve(schedule)
+        self._schedule = chosen
+        if self._enabled:
+            self._apply()
+        return chosen
+
+    def _apply(self) -> None:
+        from .hooks import apply_schedule as _apply_schedule
+
+        self._handle = _apply_schedule(self.pipeline, self._schedule, **self._apply_options)
+        self._enabled = True
+
+    def disable(self) -> None:
+        """Remove the hooks: the pipeline runs exactly like the unpatched base model."""
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = None
+        self._enabled = False
+
+    def enable(self) -> None:
+        """Apply the selected schedule again after :meth:`disable` (or after another schedule replaced it)."""
+        if self._handle is None or not self._handle.active:
+            self._apply()
+        self._enabled = True
+
+    def remove(self) -> None:
+        """Unload the schedule: :meth:`disable` (kept for symmetry with ``ScheduleHandle.remove``);
+        :meth:`enable` can still apply it again."""
+        self.disable()
+
+    def __enter__(self) -> "LoadedSchedule":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    # --- inspection -------------------------------------------------------------------------
+    @property
+    def schedule(self) -> CacheSchedule:
+        return self._schedule
+
+    @property
+    def handle(self):
+        return self._handle if self._handle is not None and self._handle.active else None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the schedule is applied now (``False`` after :meth:`disable`, or once another
+        schedule applied to the same transformer replaced it)."""
+        return self._enabled and self._handle is not None and self._handle.active
+
+    @property
+    def call_kwargs(self) -> dict:
+        return call_defaults(self.pipeline, self.frontier, self._schedule)
+
+    @property
+    def scheduler(self) -> dict | None:
+        return self.frontier.scheduler if self.frontier is not None else None
+
+    def make_scheduler(self):
+        """A new instance of the scheduler the frontier was searched with (``pipe.scheduler = handle.make_scheduler()``)."""
+        if not self.scheduler:
+            raise FrontierError(f"{self.frontier.source if self.frontier else self._schedule.name}: no scheduler "
+                                f"is recorded")
+        return make_scheduler(self.scheduler, where=self.frontier.source or self.frontier.base_model)
+
+    def __repr__(self) -> str:
+        s = self._schedule
+        speed = f", {s.mac_speedup:.2f}x MACs" if s.mac_speedup else ""
+        state = "enabled" if self.enabled else "disabled"
+        where = f", frontier={self.frontier.source or self.frontier.base_model}" if self.frontier is not None else ""
+        return f"<LoadedSchedule {s.name!r}{speed} on {type(self.pipeline).__name__} ({state}){where}>"
+
+
+def _load_source(source, *, revision=None, token=None, cache_dir=None,
+                 local_files_only: bool = False) -> tuple[Frontier | None, CacheSchedule | None]:
+    """``(frontier, None)`` or ``(None, schedule)`` for any source :func:`load_schedule` takes."""
+    if isinstance(source, CacheSchedule):
+        return None, source
+    if isinstance(source, Frontier):
+        return source, None
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"a schedule source is a Hub repo id, a folder, a schedule file, a Frontier or a CacheSchedule, "
+                        f"got {type(source).__name__}")
+    path = Path(source)
+    if path.is_file():
+        if path.name == "ecad_config.json":  # the config of an exported folder: the folder
+            return Frontier.load(path.parent), None
+        return None, CacheSchedule.load(path)
+    if not path.exists() and path.suffix.lower() == ".json":
+        raise FrontierError(f"{escape_control(str(source))}: no such schedule file", path=str(source))
+    return Frontier.load(source, revision=revision, token=token, cache_dir=cache_dir,
+                         local_files_only=local_files_only), None
+
+
+def load_schedule(pipe, source, schedule: str | float | CacheSchedule | None = None, *,
+                  revision: str | None = None, token: str | bool | None = None,
+                  cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                  fast_path: bool = True, compile: str | None = None,
+                  compile_options: dict | None = None) -> LoadedSchedule:
+    """Load an ECAD schedule onto ``pipe`` in place (like ``pipe.load_lora_weights``); returns its handle.
+
+    Args:
+        pipe: a diffusers pipeline with a transformer (or the transformer itself).
+        source: an ECAD Hub repo id, an exported or pulled frontier folder, a search run
+            directory, a schedule JSON file, a :class:`~ecad_hub.Frontier` or a
+            :class:`~ecad_hub.CacheSchedule`.
+        schedule: which schedule of a frontier: a name, a MAC speedup (``2.5`` / ``"2.5x"``: the
+            schedule shown as that speedup, else the nearest one above it), or ``None`` for the
+            frontier's default. Not for a single schedule.
+        revision, token, cache_dir, local_files_only: for a Hub repo (the ECAD repo's revision).
+        fast_path, compile, compile_options: as for :func:`ecad_hub.hooks.apply_schedule`.
+
+    Returns:
+        A :class:`LoadedSchedule`: ``set_schedule(...)``, ``disable()`` / ``enable()``,
+        ``remove()``, ``.schedule``, ``.frontier``, ``.call_kwargs`` (call the pipeline with
+        ``pipe(prompt, **handle.call_kwargs)`` to use the settings the frontier was searched
+        with: its step count, resolution binning, ``max_sequence_length`` ...).
+
+    Another ECAD schedule already on the transformer (from ``load_schedule``, ``ECADPipeline``
+    or ``apply_schedule``) is replaced: it is removed first and its handle reports
+    ``enabled == False``. A diffusers cache (``pipe.transformer.enable_cache(...)``, any
+    ``diffusers.hooks.apply_*`` cache) is refused with
+    :class:`~ecad_hub.errors.CacheConflictError`, whose message says how to remove it. When the
+    frontier records a scheduler other than the pipeline's, a warning is logged (images may
+    then differ from the frontier's quality figures; ``pipe.scheduler = handle.make_scheduler()``
+    installs the recorded one).
+
+    Raises:
+        FrontierError: the source is not a valid frontier, or no schedule matches ``schedule``.
+        ScheduleError: a schedule file is malformed.
+        ArchitectureMismatchError: the schedules are for another transformer architecture.
+        CacheConflictError: a diffusers cache is on the transformer.
+        HubError: a download failed.
+
+    Example::
+
+        >>> handle = load_schedule(pipe, "user/pixart-ecad", schedule="2.5x")
+        >>> image = pipe("a red fox", **handle.call_kwargs).images[0]
+        >>> handle.set_schedule("ecad-3.93x"); handle.disable(); handle.enable()
+    """
+    frontier, single = _load_source(source, revision=revision, token=token, cache_dir=cache_dir,
+                                    local_files_only=local_files_only)
+    if single is not None:
+        if schedule is not None and not isinstance(schedule, CacheSchedule):
+            raise FrontierError(f"{single.name}: a single schedule was given, so schedule={schedule!r} cannot select "
+                                f"one; load a frontier (a repo, folder or run directory) to choose")
+        chosen = schedule if isinstance(schedule, CacheSchedule) else single
+    else:
+        if hasattr(pipe, "transformer"):  # a bare transformer: apply_schedule checks it
+            _check_architecture(frontier, pipe, _name_of(pipe))
+        chosen = frontier.resolve(schedule)
+        _warn_scheduler(pipe, frontier)
+    loaded = LoadedSchedule(pipe, frontier, chosen, apply_options=dict(fast_path=fast_path, compile=compile,
+                                                                       compile_options=compile_options))
+    loaded._apply()
+    return loaded
+
+
+def apply_schedule(pipe_or_transformer, schedule, *, select: str | float | None = None, fast_path: bool = True,
+                   compile: str | None = None, compile_options: dict | None = None, revision: str | None = None,
+                   token: str | bool | None = None, cache_dir: str | os.PathLike | None = None,
+                   local_files_only: bool = False):
+    """:func:`ecad_hub.hooks.apply_schedule`, for any source :func:`load_schedule` takes.
+
+    ``schedule`` is a :class:`CacheSchedule`, a schedule file, a frontier folder, a search run
+    directory, a Hub repo id or a :class:`~ecad_hub.Frontier` (then ``select`` picks the
+    schedule: a name or a speedup; default: the frontier's default). Returns the
+    :class:`~ecad_hub.hooks.ScheduleHandle` (``handle.remove()``, or use it in a ``with`` block).
+    """
+    from .hooks import apply_schedule as _apply_schedule
+
+    frontier, single = _load_source(schedule, revision=revision, token=token, cache_dir=cache_dir,
+                                    local_files_only=local_files_only)
+    if single is None:
+        single = frontier.resolve(select)
+    elif select is not None:
+        raise FrontierError(f"{single.name}: select= chooses a schedule of a frontier, but a single schedule was given")
+    return _apply_schedule(pipe_or_transformer, single, fast_path=fast_path, compile=compile,
+                           compile_options=compile_options)
+
+
+# --------------------------------------------------------------------------------------------
+# settings that travel
+# --------------------------------------------------------------------------------------------
+
+def _call_parameters(pipe) -> tuple[set, bool]:
+    try:
+        params = inspect.signature(pipe.__call__).parameters
+    except (TypeError, ValueError):
+        return set(), True
+    return set(params), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def call_defaults(pipe, frontier: Frontier | None, schedule: CacheSchedule | None) -> dict:
+    """The call arguments a pipeline gets by default: the frontier's recorded call settings the
+    pipeline's ``__call__`` takes, and the schedule's ``num_inference_steps``."""
+    out: dict[str, Any] = {}
+    recorded = (frontier.pipeline_call if frontier is not None else None) or {}
+    if recorded and callable(pipe) and hasattr(pipe, "components"):
+        names, any_kw = _call_parameters(pipe)
+        out.update({k: v for k, v in recorded.items() if any_kw or k in names})
+    if schedule is not None:
+        out["num_inference_steps"] = schedule.num_inference_steps
+    return out
+
+
+def _normal(value):
+    try:
+        return json.loads(json.dumps(value, default=list))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _scheduler_difference(pipe, record: dict) -> str | None:
+    """How the pipeline's scheduler differs from the recorded one (``None``: it does not)."""
+    current = getattr(pipe, "scheduler", None)
+    if current is None:
+        return None
+    if type(current).__name__ != record.get("class"):
+        return f"{type(current).__name__}, not {record.get('class')}"
+    config = dict(getattr(current, "config", None) or {})
+    for key, value in (record.get("config") or {}).items():
+        if key in config and _normal(config[key]) != _normal(value):
+            return f"{key}={_normal(config[key])!r}, not {value!r}"
+    return None
+
+
+def _warn_scheduler(pipe, frontier: Frontier) -> None:
+    if not frontier.scheduler:
+        return
+    diff = _scheduler_difference(pipe, frontier.scheduler)
+    if diff:
+        logger.warning("ecad-hub: %s was searched with the scheduler %s; this pipeline's differs (%s), so images may "
+                       "differ from the frontier's quality figures (pipe.scheduler = handle.make_scheduler() installs "
+                       "the recorded one)", frontier.source or frontier.base_model, frontier.scheduler["class"], diff)
+
+
+def make_scheduler(record: dict, *, where: str = "the frontier"):
+    """The scheduler a frontier records, ``{"class": ..., "config": {...}}``, as a new instance.
+
+    Only a scheduler class diffusers itself defines is used (nothing is imported from a repo).
+    """
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    name = record.get("class")
+    cls = getattr(diffusers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise ModelLoadError(f"{where}: records the scheduler {name!r}, which is not a diffusers scheduler class")
+    try:
+        return cls.from_config(dict(record.get("config") or {}))
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ModelLoadError(f"{where}: cannot build the recorded scheduler {name} ({_one_line(e)})") from None
+
+
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+def _diffusers_takes_dtype() -> bool:
+    """diffusers >= 0.36 takes ``dtype=`` (and warns about ``torch_dtype=``); 0.35 only ``torch_dtype=``."""
+    try:
+        from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _dtype_keyword(kwargs: dict) -> None:
+    """Pass a dtype under the name this diffusers takes: ``torch_dtype=`` becomes ``dtype=`` (no
+    FutureWarning), or the other way round on a diffusers without ``dtype=``."""
+    if _diffusers_takes_dtype():
+        if "torch_dtype" in kwargs:
+            value = kwargs.pop("torch_dtype")
+            if kwargs.get("dtype") is None:
+                kwargs["dtype"] = value
+    elif "dtype" in kwargs:
+        value = kwargs.pop("dtype")
+        if kwargs.get("torch_dtype") is None:
+            kwargs["torch_dtype"] = value
+
 
 def _bound_arguments(pipe, args, kwargs) -> dict:
     try:

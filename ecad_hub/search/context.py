@@ -14,6 +14,21 @@ from ..errors import SearchError
 from .config import EMBEDDED, OperatorSettings, SearchConfig
 from .genome import Genome
 
+#: Call arguments never recorded as settings (per call, or the schedule's own step count).
+NEVER_RECORDED = frozenset({"prompt", "negative_prompt", "prompt_embeds", "negative_prompt_embeds", "generator",
+                            "latents", "output_type", "return_dict", "num_inference_steps", "num_images_per_prompt",
+                            "callback_on_step_end", "timesteps", "sigmas"})
+
+
+def _is_scalar(v: Any) -> bool:
+    import math
+
+    if isinstance(v, bool) or v is None:
+        return True
+    if isinstance(v, (int, float)):
+        return math.isfinite(v)
+    return isinstance(v, str) and len(v) <= 200 and v.isprintable()
+
 
 @dataclass(frozen=True)
 class SearchContext:
@@ -32,6 +47,31 @@ class SearchContext:
     @property
     def architecture(self):
         return self.genome.architecture
+
+    def pipeline_call(self) -> dict:
+        """The pipeline call settings of the search as a user's call needs them (prompt strings, not
+        embeddings): height, width, guidance scale (what the pipeline takes), and the adapter's
+        call arguments (``max_sequence_length``, ``use_resolution_binning``, ...). Recorded in
+        ``search.json`` and ``ecad_config.json`` (``pipeline_call``), the defaults of ECADPipeline calls."""
+        s, info = self.settings, self.info
+        generic = dict(height=s["height"], width=s["width"], guidance_scale=s["guidance_scale"])
+        if "num_frames" in s:
+            generic["num_frames"] = s["num_frames"]
+        kw = {k: v for k, v in generic.items() if info.pipeline_cls() is None or info.accepts(k)}
+        kw.update(info.adapter.call_kwargs(s, prompt_embeds=False))
+        return {k: v for k, v in kw.items() if k not in NEVER_RECORDED and _is_scalar(v)}
+
+    def scheduler_record(self) -> dict | None:
+        """``{"class": ..., "config": {...}}`` of the scheduler searched with (``None`` if unknown)."""
+        name = self.info.scheduler_class
+        if not name or not str(name).isidentifier():
+            return None
+        config = {k: (list(v) if isinstance(v, tuple) else v)
+                  for k, v in (self.info.scheduler_config or {}).items()
+                  if isinstance(k, str) and k.isidentifier() and not k.startswith("_")}
+        config = {k: v for k, v in config.items()
+                  if _is_scalar(v) or (isinstance(v, list) and len(v) <= 4096 and all(_is_scalar(x) for x in v))}
+        return {"class": str(name), "config": config}
 
     def mac_ratio(self, x: np.ndarray) -> tuple[float, int]:
         """(total MACs / all-compute MACs, total MACs) of a canonical vector (step 0 computes)."""

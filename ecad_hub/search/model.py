@@ -36,6 +36,7 @@ class ModelInfo:
     vae_scale_factor: int
     scheduler_class: str | None = None
     pipeline_config: dict | None = None  # model_index.json's settings (not its components)
+    scheduler_config: dict | None = None  # the scheduler's config (scheduler/scheduler_config.json)
 
     @property
     def adapter(self):
@@ -130,6 +131,29 @@ def _read_config(source: str, local: bool, filename: str, revision: str | None) 
     return read_json(path, error_cls=SearchError)
 
 
+def _read_scheduler_config(source: str, local: bool, revision: str | None) -> dict | None:
+    """``scheduler/scheduler_config.json`` (recorded with the frontier: the settings travel), or ``None``.
+
+    Read with Python's own JSON parser: diffusers writes ``-Infinity`` for some defaults (e.g.
+    ``lambda_min_clipped``), which ecad-hub's strict reader refuses; non-finite values are then
+    left out of the record (the scheduler's default is the same)."""
+    import json
+
+    try:
+        if local:
+            path = Path(source) / "scheduler" / "scheduler_config.json"
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(source, "scheduler_config.json", subfolder="scheduler", revision=revision))
+        if not path.is_file() or path.stat().st_size > 1024 * 1024:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - optional: a search does not need it
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def model_info(base_model: str, revision: str | None = None) -> ModelInfo:
     """Read the pipeline class, transformer config and VAE scale factor of a model (no weights)."""
     source, local = resolve_source(base_model)
@@ -142,11 +166,15 @@ def model_info(base_model: str, revision: str | None = None) -> ModelInfo:
     vcfg = _read_config(source, local, "vae/config.json", revision) if "vae" in index else None
     vae_sf = adapter_for(tcfg).vae_scale_factor(vcfg)
     scheduler = index.get("scheduler")
+    scheduler_config = None
+    if isinstance(scheduler, list):
+        scheduler_config = _read_scheduler_config(source, local, revision)
     return ModelInfo(
         base_model=base_model, revision=revision, pipeline_class=str(index.get("_class_name")),
         transformer_config=tcfg, vae_scale_factor=int(vae_sf),
         scheduler_class=str(scheduler[1]) if isinstance(scheduler, list) and len(scheduler) == 2 else None,
         pipeline_config={k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)},
+        scheduler_config=scheduler_config if isinstance(scheduler_config, dict) else None,
     )
 
 
@@ -165,6 +193,7 @@ def info_from_pipeline(pipe, base_model: str, revision: str | None = None) -> Mo
         pipeline_config={k: v for k, v in dict(getattr(pipe, "config", {}) or {}).items()
                          if not k.startswith("_") and not isinstance(v, (list, tuple))},
         scheduler_class=type(getattr(pipe, "scheduler", None)).__name__ if getattr(pipe, "scheduler", None) is not None else None,
+        scheduler_config=dict(getattr(getattr(pipe, "scheduler", None), "config", None) or {}) or None,
     )
 
 
@@ -186,13 +215,14 @@ def load_pipeline(base_model: str, revision: str | None = None, *, dtype: str = 
 
     device = device or default_device()
     source, local = resolve_source(base_model)
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-            pipe = DiffusionPipeline.from_pretrained(source, revision=revision, torch_dtype=torch_dtype(dtype),
-                                                     local_files_only=local)
+        try:  # diffusers >= 0.36 calls it `dtype` (and warns about `torch_dtype`)
+            from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401
+
+            dtype_kw = {"dtype": torch_dtype(dtype)}
+        except ImportError:
+            dtype_kw = {"torch_dtype": torch_dtype(dtype)}
+        pipe = DiffusionPipeline.from_pretrained(source, revision=revision, local_files_only=local, **dtype_kw)
     except EcadError:
         raise
     except (OSError, ValueError) as err:
