@@ -130,7 +130,7 @@ def test_validate_prints_one_line_per_problem_even_for_keys_with_newlines(files)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
     assert all(line.startswith(("control.json: ", "absent.json: ", "s.json: ok")) for line in lines), lines
-    assert "\x1b" not in result.stdout and result.stderr == "2 of 3 file(s) invalid\n"
+    assert "\x1b" not in result.stdout and result.stderr == "error: 2 of 3 file(s) invalid\n"
 
 
 def test_hub_commands_with_bad_repos_and_outs(hub, files, tmp_path):

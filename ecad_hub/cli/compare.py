@@ -19,6 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                    "quality and PSNR against all-compute.")
     p.set_defaults(handler=cmd_compare)
     p.add_argument("frontier", nargs="?", metavar="FRONTIER", help="repo id, frontier folder or search run directory")
+    p.add_argument("--repo", metavar="ID|DIR", help="the ECAD repo (or folder, run directory): the same as FRONTIER")
     p.add_argument("--schedules", nargs="+", default=[], metavar="FILE", help="more ECAD schedule files")
     p.add_argument("--model", default=None, metavar="ID|PATH",
                    help="diffusers pipeline (default: the frontier's base model, else the embedded model)")
@@ -32,8 +33,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from: {', '.join(METHOD_KEYS)}")
     p.add_argument("--preset", choices=sorted(PRESET_DEFAULTS), default="full",
                    help="sweep sizes and defaults (quick: 24 held-out pairs, 2 timing rounds)")
-    p.add_argument("--timing-rounds", type=int, default=None, metavar="R")
-    p.add_argument("--timing-batch", type=int, default=None, metavar="N")
+    p.add_argument("--timing-rounds", type=int, default=None, metavar="R",
+                   help="interleaved timing rounds per method (default: the preset's, 3 full, 2 quick)")
+    p.add_argument("--timing-batch", type=int, default=None, metavar="N",
+                   help="prompts per timed pipeline call (default: the preset's, 8 full, 4 quick)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per pipeline call")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch threads")
     p.add_argument("--json", default=None, metavar="FILE", help="write the rows (and the rest) as JSON")
@@ -50,7 +53,9 @@ def cmd_compare(args) -> int:
 
     quiet_libraries()
     n, rounds, batch = PRESET_DEFAULTS[args.preset]
-    frontier = args.frontier
+    if args.repo and args.frontier and args.repo != args.frontier:
+        raise EcadError(f"two frontiers given ({args.frontier} and --repo {args.repo}); give one")
+    frontier = args.repo or args.frontier
     if frontier is None and args.into:
         frontier = args.into
     if frontier is None and not args.schedules:
@@ -64,6 +69,10 @@ def cmd_compare(args) -> int:
         from ..frontier import Frontier
 
         fr = Frontier.load(frontier)
+    if args.into:  # checked before the comparison runs, not after minutes of it
+        from ..frontier import Frontier
+
+        Frontier.load_folder(args.into)
     base_model = args.model or (fr.base_model if fr is not None else "embedded")
     calibration = None
     if args.calibration_prompts:

@@ -1,59 +1,69 @@
 """Format commands of the ``ecad-hub`` CLI: import, validate, show, macs.
 
     ecad-hub import legacy/*.json --out schedules/          # ECAD-reference / SmoothCache -> v1
-    ecad-hub validate schedules/                            # one line per problem; exit 1 if any
+    ecad-hub validate schedules/ pixart-ecad/ runs/pixart/  # schedules, frontier folders, runs; exit 1 if any is bad
     ecad-hub show schedules/ours_fast.json                  # summary + ASCII heatmap
     ecad-hub macs schedules/ours_fast.json --transformer-config config.json
+    ecad-hub macs schedules/ours_fast.json --transformer-config PixArt-alpha/PixArt-XL-2-256x256
+
+``--transformer-config`` takes a config.json, a model folder or a Hub model id (:mod:`.common`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..errors import EcadError, ScheduleError
 from ..legacy import load_any_schedule
+from .common import TRANSFORMER_CONFIG_HELP, add_base_revision
+from .inspect import resolve_transformer_config
+from .validate import add_validate_parser, cmd_validate
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="convert ECAD-reference / SmoothCache schedules to v1 files")
     p.set_defaults(handler=cmd_import)
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--transformer-config", metavar="CONFIG", help="architecture (required for SmoothCache files)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="legacy schedule files (ECAD reference or SmoothCache)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the v1 files to")
+    p.add_argument("--transformer-config", metavar="CONFIG",
+                   help="architecture (required for SmoothCache files): " + TRANSFORMER_CONFIG_HELP)
+    add_base_revision(p, "import", "revision of a --transformer-config given as a Hub model id")
     p.add_argument("--base-model", help="record the base model id the schedule is for")
     p.add_argument("--height", type=int, help="record the image height the schedule is for")
     p.add_argument("--width", type=int, help="record the image width the schedule is for")
 
-    p = sub.add_parser("validate", help="validate v1 schedule files; exit 1 if any is invalid")
-    p.set_defaults(handler=cmd_validate)
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    add_validate_parser(sub, cmd_validate)
 
     p = sub.add_parser("show", help="summary and ASCII heatmap of a schedule")
     p.set_defaults(handler=cmd_show)
-    p.add_argument("path", metavar="PATH")
-    _add_profile_args(p, required=False)
+    p.add_argument("path", metavar="PATH", help="a schedule file (v1 or legacy)")
+    _add_profile_args(p, required=False, command="show")
 
     p = sub.add_parser("macs", help="MACs per step and speedup of a schedule")
     p.set_defaults(handler=cmd_macs)
-    p.add_argument("schedule", metavar="SCHEDULE")
-    _add_profile_args(p, required=True)
+    p.add_argument("schedule", metavar="SCHEDULE", help="a schedule file (v1 or legacy)")
+    _add_profile_args(p, required=True, command="macs")
     p.add_argument("--json", action="store_true", help="print JSON (step_macs, total_macs, all_compute_macs, speedup)")
 
 
 def ascii_heatmap(schedule, *, max_width: int = 120, macs_per_step: list[int] | None = None) -> str:
     """Per-step ASCII heatmap of each component: rows = steps, columns = blocks, '#' compute, '.' reuse.
 
+    It shows what runs, as the PNG heatmap does (:meth:`~ecad_hub.CacheSchedule.effective_masks`):
+    step 0 (and a second expert's first step) computes everything, whatever the mask stores there.
     Components of a group are shown side by side when they fit in ``max_width`` columns.
     """
     lines = []
+    effective = schedule.effective_masks()
+    restart = ", ".join(str(s) for s in schedule.restart_steps())
+    plural = "s" if len(schedule.restart_steps()) > 1 else ""
     for g in schedule.architecture.groups:
-        arr = schedule.masks[g.name]
+        arr = effective[g.name]
         present = g.present()
-        lines.append(f"{g.name}: {g.num_blocks} blocks ('#' recompute, '.' reuse, ' ' absent; step 0 always computes)")
+        lines.append(f"{g.name}: {g.num_blocks} blocks ('#' recompute, '.' reuse, ' ' absent; as run: "
+                     f"step{plural} {restart} always compute{'' if plural else 's'}, nothing is cached yet)")
         cells = [
             [
                 "".join(" " if not present[b, c] else ("#" if arr[s, b, c] else ".") for b in range(g.num_blocks))
@@ -84,9 +94,10 @@ def summary_line(schedule) -> str:
     return "  ".join(parts)
 
 
-def _add_profile_args(p: argparse.ArgumentParser, required: bool) -> None:
+def _add_profile_args(p: argparse.ArgumentParser, required: bool, command: str) -> None:
     p.add_argument("--transformer-config", required=required, metavar="CONFIG",
-                   help="transformer config.json (or its folder) to count MACs with")
+                   help="count MACs with this transformer: " + TRANSFORMER_CONFIG_HELP)
+    add_base_revision(p, command, "revision of a --transformer-config given as a Hub model id")
     p.add_argument("--height", type=int, help="image height in pixels (default: the schedule's, else 256)")
     p.add_argument("--width", type=int, help="image width in pixels (default: the schedule's, else 256)")
     p.add_argument("--batch-size", type=int, default=2, help="images per transformer forward (default 2: a CFG pair)")
@@ -107,7 +118,7 @@ def check_positive(args, *names: str) -> None:
             raise EcadError(f"{flag} must be a positive integer, got {value}")
 
 
-def _profile_for(args, schedule):
+def _profile_for(args, schedule, config):
     check_positive(args, "height", "width", "batch_size", "text_len", "vae_scale_factor", "frames")  # before importing torch
     from ..macs import profile_macs
 
@@ -116,7 +127,7 @@ def _profile_for(args, schedule):
     width = args.width if args.width is not None else gen.get("width") or 256
     frames = getattr(args, "frames", None) or gen.get("num_frames")
     try:
-        return profile_macs(args.transformer_config, height, width, batch_size=args.batch_size,
+        return profile_macs(config, height, width, batch_size=args.batch_size,
                             text_len=args.text_len, vae_scale_factor=args.vae_scale_factor,
                             attention_scores=args.attention_scores,
                             **({"num_frames": frames} if frames is not None else {}))
@@ -134,9 +145,10 @@ def cmd_import(args) -> int:
 
     check_positive(args, "height", "width")
     generation = {k: v for k, v in (("base_model", args.base_model), ("height", args.height), ("width", args.width)) if v}
+    config = resolve_transformer_config(args)
     converted = []
     for path in args.files:
-        schedule = from_legacy(path, architecture=args.transformer_config, generation=generation or None)
+        schedule = from_legacy(path, architecture=config, generation=generation or None)
         converted.append((path, schedule))
     names = [s.name for _, s in converted]
     dupes = {n for n in names if names.count(n) > 1}
@@ -149,36 +161,14 @@ def cmd_import(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    """Validate v1 schedule files (folders are searched for *.json); one line per problem."""
-    from ..schedule import iter_schedule_files, validate_file
-
-    files = iter_schedule_files(args.paths)
-    if not files:
-        print("error: no schedule files found", file=sys.stderr)
-        return 1
-    bad = 0
-    for f in files:
-        problems = validate_file(f)
-        if problems:
-            bad += 1
-            for p in problems:
-                print(p)
-        elif not args.quiet:
-            print(f"{f}: ok")
-    if bad:
-        print(f"{bad} of {len(files)} file(s) invalid", file=sys.stderr)
-        return 1
-    return 0
-
-
 def cmd_show(args) -> int:
     """Summary and per-step ASCII heatmap of a schedule (v1 or legacy)."""
-    schedule = load_any_schedule(args.path, architecture=args.transformer_config)
+    config = resolve_transformer_config(args)
+    schedule = load_any_schedule(args.path, architecture=config)
     print(summary_line(schedule))
     per_step = None
-    if args.transformer_config:
-        profile = _profile_for(args, schedule)
+    if config is not None:
+        profile = _profile_for(args, schedule, config)
         per_step = profile.step_macs(schedule)
         print(f"MACs: {sum(per_step):,} of {profile.all_compute_macs(schedule.num_inference_steps):,} "
               f"(ratio {profile.ratio(schedule):.4f}, speedup {profile.speedup(schedule):.2f}x) "
@@ -190,8 +180,9 @@ def cmd_show(args) -> int:
 
 def cmd_macs(args) -> int:
     """Per-step and total MACs of a schedule for a transformer config."""
-    schedule = load_any_schedule(args.schedule, architecture=args.transformer_config)
-    profile = _profile_for(args, schedule)
+    config = resolve_transformer_config(args)
+    schedule = load_any_schedule(args.schedule, architecture=config)
+    profile = _profile_for(args, schedule, config)
     step = profile.step_macs(schedule)
     result = {
         "schedule": schedule.name,

@@ -3,6 +3,7 @@
     ecad-hub inspect transformer/config.json              # a transformer config.json
     ecad-hub inspect path/to/model                        # a folder with config.json or transformer/config.json
     ecad-hub inspect owner/name --json                    # a Hub repo: its transformer/config.json
+    ecad-hub inspect owner/name --base-revision SHA       # ... at that commit
 
 It prints the adapter used (hand-written, or derived automatically for a diffusers transformer
 class no adapter knows), the block groups x components, absent sub-modules, the candidates the
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import EcadError, UnsupportedModelError
+from .common import add_deprecated_alias
 
 #: a Hub model repo id (``owner/name``)
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -42,7 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_OR_CONFIG",
                    help="a transformer config.json, a folder with config.json or transformer/config.json, or a Hub repo id")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--revision", metavar="REV", help="Hub revision (branch, tag or commit sha)")
+    p.add_argument("--base-revision", metavar="REV", help="the model's Hub revision (branch, tag or commit sha)")
+    add_deprecated_alias(p, "inspect", "--revision", "--base-revision", dest="base_revision", metavar="REV")
     p.add_argument("--height", type=int, help="image height in pixels (default: the model's default resolution)")
     p.add_argument("--width", type=int, help="image width in pixels (default: the model's default resolution)")
     p.add_argument("--num-frames", type=int, help="video models: frames in pixels (default: the model's)")
@@ -75,6 +78,19 @@ def resolve_config(model: str, revision: str | None = None) -> tuple[dict, str]:
         source = f"{model}:{path.parent.name}/{path.name}" if path.parent.name == "transformer" else f"{model}:{path.name}"
         return _config_dict(read_json(path, error_cls=InspectError), source), source
     return _config_dict(read_json(path, error_cls=InspectError), str(path)), str(path)
+
+
+def resolve_transformer_config(args) -> dict | None:
+    """``args.transformer_config`` (a config file, a model folder or a Hub model id, at ``args.base_revision``)
+    as a config dict; ``None`` when not given. A bad one is one :class:`InspectError` line naming the flag."""
+    value = getattr(args, "transformer_config", None)
+    if value is None:
+        return None
+    try:
+        config, _ = resolve_config(value, getattr(args, "base_revision", None))
+    except InspectError as e:
+        raise InspectError(f"--transformer-config {e}", path=e.path) from None
+    return config
 
 
 def _download_config(repo_id: str, revision: str | None) -> str:
@@ -230,7 +246,7 @@ def _ranges(values) -> str:
 
 def cmd_inspect(args) -> int:
     """Print the architecture ecad-hub schedules for a transformer config, folder or Hub repo."""
-    config, source = resolve_config(args.model, args.revision)
+    config, source = resolve_config(args.model, args.base_revision)
     try:
         report = inspect_config(config, source, height=args.height, width=args.width, num_frames=args.num_frames,
                                 batch_size=args.batch_size, text_len=args.text_len,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..utils.logging import quiet_libraries
+from .common import add_base_revision
 
 
 
@@ -36,14 +37,16 @@ def _add_search_parser(sub) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="embedded", metavar="ID|PATH",
                    help="diffusers pipeline (Hub id or folder); default: the embedded digits model")
-    g.add_argument("--revision", help="Hub revision of --model")
+    add_base_revision(g, "search", "the base model's branch, tag or commit sha on the Hub (of --model)",
+                      old_revision=True)
     g.add_argument("--height", type=int, help="image height (default: the model's)")
     g.add_argument("--width", type=int, help="image width (default: the model's)")
     g.add_argument("--steps", type=int, dest="num_inference_steps", help="denoising steps (default 20)")
     g.add_argument("--guidance-scale", type=float, help="guidance scale (default: the pipeline's)")
     g.add_argument("--max-sequence-length", type=int, help="text tokens (default: the pipeline's)")
-    g.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    g.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="weights dtype (default float32)")
+    g.add_argument("--device", metavar="DEVICE", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     g = p.add_argument_group("quality")
     g.add_argument("--metric", help="fidelity, clip, image-reward, embedded-reward or a plugin's "
                                     "(default: embedded-reward for the embedded model, else fidelity)")
@@ -54,28 +57,32 @@ def _add_search_parser(sub) -> None:
                    help="import MODULE first (it may call ecad_hub.metrics.register_metric); repeatable")
     g.add_argument("--prompts", metavar="FILE", help="calibration prompts: .txt (one per line) or .json "
                                                      "(list or {\"prompts\": [...]}); default: the embedded set")
-    g.add_argument("--num-prompts", type=int, help="use the first N prompts")
-    g.add_argument("--images-per-prompt", type=int, default=1)
+    g.add_argument("--num-prompts", type=int, metavar="N", help="use the first N prompts")
+    g.add_argument("--images-per-prompt", type=int, default=1, metavar="N",
+                   help="images (seeds) per calibration prompt (default 1)")
     g.add_argument("--image-seed", type=int, default=0, help="seed of the first image (image k uses seed + k)")
     g = p.add_argument_group("search")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<model>-...-seed<S>)")
     g.add_argument("--resume", action="store_true", help="continue the search in --out")
-    g.add_argument("--population", type=int, default=72)
+    g.add_argument("--population", type=int, default=72, metavar="N", help="NSGA-II population size (default 72)")
     g.add_argument("--generations", type=int, default=20, help="generations, the initial one included (default 20)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     g.add_argument("--cost", choices=("macs", "latency"), default="macs",
                    help="cost objective: analytic MACs (default) or measured latency")
     g.add_argument("--strategy", choices=("ecad", "paper"), default="ecad",
                    help="operator defaults: ecad-hub's (structured init + mutation) or the ECAD paper's")
-    g.add_argument("--crossover-points", type=int, default=4)
-    g.add_argument("--crossover-prob", type=float, default=0.9)
+    g.add_argument("--crossover-points", type=int, default=4, metavar="N",
+                   help="PointCrossover cut points (default 4)")
+    g.add_argument("--crossover-prob", type=float, default=0.9, metavar="P",
+                   help="PointCrossover probability (default 0.9)")
     g.add_argument("--mutation-prob", type=float, default=0.05, help="BitflipMutation prob (per offspring)")
     g.add_argument("--mutation-prob-var", type=float, help="BitflipMutation per-bit probability (default 1/bits)")
     g.add_argument("--structured-mutation", type=float, help="probability of a structured move per offspring "
                                                              "(default 0.5 ecad, 0 paper)")
     g.add_argument("--eliminate-duplicates", choices=("archive", "population", "off"),
                    help="against every evaluated schedule (ecad default), the population (paper), or off")
-    g.add_argument("--initial-population", choices=("structured", "random"))
+    g.add_argument("--initial-population", choices=("structured", "random"),
+                   help="structured seeds + random masks (ecad default) or random masks only (paper)")
     g.add_argument("--init", action="append", default=[], metavar="FILE|DIR|REPO",
                    help="schedules to seed the initial population with: files, frontier folders, search "
                         "runs or Hub repo ids (repeatable)")
@@ -98,7 +105,7 @@ def _add_quickstart_parser(sub) -> None:
     p.add_argument("--out", default="quickstart-out", metavar="DIR", help="output folder (default ./quickstart-out)")
     p.add_argument("--generations", type=int, default=None, help="search generations (default 5)")
     p.add_argument("--population", type=int, default=None, help="search population (default 16)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (default 0)")
     p.add_argument("--metric", default=None, help="quality metric (default embedded-reward, else fidelity)")
     p.add_argument("--threads", type=int, default=None, dest="num_threads", help="torch CPU threads (default 1)")
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)  # another pipeline folder (development)
@@ -118,7 +125,7 @@ def _config_from_args(args):
 
     dedup = {"archive": "archive", "population": True, "off": False, None: None}[args.eliminate_duplicates]
     return SearchConfig(
-        base_model=args.model, revision=args.revision, height=args.height, width=args.width,
+        base_model=args.model, revision=args.base_revision, height=args.height, width=args.width,
         num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
         max_sequence_length=args.max_sequence_length, dtype=args.dtype, device=args.device,
         metric=args.metric, metric_kwargs=dict(args.metric_arg), prompts=args.prompts, num_prompts=args.num_prompts,
