@@ -5,9 +5,14 @@ Two layouts are understood:
 * **ECAD reference** (the paper authors' JSON): ``cache_schedule.schedule["000"]["0"]["attn1"]``
   = step -> block -> component -> bool, for PixArt (``attn1``/``attn2``/``ff``) and FLUX
   (double blocks ``"0".."18"`` with ``full_*`` components, single blocks ``"single_0"..`` with
-  ``single_*`` components). Recorded MACs and latency become v1 metrics; the original name,
-  file and hash become provenance. Custom attention functions (TGATE-style
-  ``custom_compute_attn``) are refused: v1 expresses only recompute/reuse.
+  ``single_*`` components). Recorded MACs and latency (with the GPU and batch size the file
+  records) become v1 metrics; the original name, file and hash become provenance
+  (``provenance.imported_from``), and the schedule keeps the file's name (``ours_fast``): a
+  frontier assembled from imported schedules never renames them. What the schedule is, where the
+  file tells, is recorded as ``provenance.kind``: ``all-compute``; ``heuristic`` (FORA-style
+  ``recompute_*_every`` attributes or name, or a mask that recomputes all or nothing at each step);
+  ``learned`` (an NSGA-II candidate name such as ``..._gen_358_cand_014``). Custom attention
+  functions (TGATE-style ``custom_compute_attn``) are refused: v1 expresses only recompute/reuse.
 * **SmoothCache**: ``{"attn": [1, 0, ...], "mlp": [...]}`` (one list per component, shared by all
   blocks) or ``{"attn-0": [...], "mlp-0": [...], ...}`` (per block). ``1`` = compute. The file
   does not name the model, so ``architecture=`` (an :class:`Architecture`, a transformer
@@ -31,6 +36,12 @@ from .schedule import MAX_SCHEDULE_BYTES, Architecture, CacheSchedule
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")  # matched whole (fullmatch)
 
 _CUSTOM_KEYS = ("custom_compute_attn", "custom_compute_ff")
+#: Names of static heuristics (FORA's recompute-every-N and the like), matched anywhere in a name.
+HEURISTIC_NAME = re.compile(r"(recompute_\w*every|every_?\d+|\bfora\b|fora[-_]?\d|delta[-_]?dit|taylorseer)", re.I)
+#: Names of search candidates (the ECAD authors' ``handcrafted-nsga2-pw-bf_gen_358_cand_014``).
+LEARNED_NAME = re.compile(r"(nsga|gen_?\d+_cand_?\d+)", re.I)
+#: Attributes of an ECAD reference file that describe a recompute-every-N rule.
+_EVERY_ATTRIBUTE = re.compile(r"^recompute_\w+_every$")
 
 
 def from_legacy(path_or_doc, *, name: str | None = None, architecture=None,
@@ -197,11 +208,47 @@ def _from_ecad(doc: dict, source: str, file_info: dict, name: str | None, archit
     provenance = {"imported_from": {"format": "ecad-legacy", **file_info}}
     if isinstance(legacy_name, str):
         provenance["imported_from"]["name"] = legacy_name[:400]
+    final_name = _safe_name(name, legacy_name if isinstance(legacy_name, str) else "")
+    kind, description = _ecad_kind(masks, cs, final_name, legacy_name if isinstance(legacy_name, str) else None)
+    if kind:
+        provenance["kind"] = kind
     _add_version(provenance)
+    what = f" ({description})" if description else ""
+    origin = file_info.get("file") or "a parsed document"
+    original = f", original name {legacy_name[:200]!r}" if isinstance(legacy_name, str) and legacy_name != final_name else ""
     return CacheSchedule(
-        _safe_name(name, legacy_name if isinstance(legacy_name, str) else ""),
-        steps, arch, masks, generation=gen, metrics=metrics, provenance=provenance,
+        final_name, steps, arch, masks, generation=gen, metrics=metrics, provenance=provenance,
+        description=f"Imported from the ECAD reference format: {origin}{original}{what}."[:4000],
     )
+
+
+def _ecad_kind(masks: dict, cs: dict, name: str, legacy_name: str | None) -> tuple[str | None, str | None]:
+    """``(provenance kind, description)`` of an ECAD reference schedule, from what the file says."""
+    bits = [arr for arr in masks.values()]
+    if all(arr.all() for arr in bits):
+        return "all-compute", "computes every sub-module at every step"
+    attributes = cs.get("attributes") if isinstance(cs.get("attributes"), dict) else {}
+    every = sorted({v for k, v in attributes.items() if _EVERY_ATTRIBUTE.match(str(k))
+                    and isinstance(v, int) and not isinstance(v, bool)})
+    if every:
+        n = ", ".join(str(v) for v in every)
+        return "heuristic", f"FORA-style heuristic: recompute every {n} steps, reuse otherwise"
+    if any(HEURISTIC_NAME.search(n) for n in (name, legacy_name) if n) or is_step_uniform(masks):
+        return "heuristic", "heuristic: recomputes all or nothing at each step"
+    if legacy_name and LEARNED_NAME.search(legacy_name):
+        return "learned", "a search candidate of the ECAD authors' NSGA-II search"
+    return None, None
+
+
+def is_step_uniform(masks: Mapping[str, np.ndarray]) -> bool:
+    """Whether every step recomputes either everything or nothing (FORA's recompute-every-N shape),
+    with at least one reused step: a static heuristic, not a learned schedule."""
+    arrays = [np.asarray(a, dtype=bool).reshape(len(a), -1) for a in masks.values()]
+    if not arrays:
+        return False
+    per_step = np.concatenate(arrays, axis=1)
+    full, empty = per_step.all(axis=1), ~per_step.any(axis=1)
+    return bool((full | empty).all() and empty[1:].any())
 
 
 def _step_keys(sched: dict, steps: int, source: str) -> list[str]:

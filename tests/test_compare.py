@@ -197,3 +197,39 @@ def test_cli_on_the_embedded_model_into_the_card(tmp_path, capsys):
     assert schema_problems(index, "frontier-v1") == []
     reloaded = Frontier.load(folder)  # still a loadable frontier
     assert reloaded.names == frontier.names
+
+
+@pytest.mark.skipif(not HAS_EMBEDDED, reason="the embedded model's weights are not in this checkout")
+def test_cli_refuses_a_bad_into_folder_before_comparing(tmp_path):
+    """``--into`` names the frontier folder the card section goes to; a wrong one is refused at once (not after
+    the whole comparison ran), in one line, through the console script."""
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "frontier"
+    _embedded_frontier(folder)
+    exe = Path(sys.executable).with_name("ecad-hub")
+    start = time.monotonic()
+    proc = subprocess.run([str(exe), "compare", str(folder), "--preset", "quick", "--into", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "nope" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "held-out" not in proc.stdout
+    assert time.monotonic() - start < 60  # no comparison ran (the quick preset takes minutes)
+
+
+@pytest.mark.skipif(not HAS_EMBEDDED, reason="the embedded model's weights are not in this checkout")
+def test_adding_a_comparison_keeps_the_recorded_call_settings_and_license(tmp_path):
+    from ecad_hub.compare.card import _rebuild
+    from ecad_hub.frontier import Frontier
+
+    _, frontier = _embedded_frontier(tmp_path / "f")
+    rich = Frontier(frontier.schedules, base_model=frontier.base_model, resolutions=frontier.resolutions,
+                    pipeline_call={"use_resolution_binning": False, "max_sequence_length": 16},
+                    scheduler={"class": "DPMSolverMultistepScheduler", "config": {"num_train_timesteps": 1000}})
+    rich.license = "apache-2.0"
+    out, _ = _rebuild(rich, default=rich.names[-1])
+    assert out.pipeline_call == rich.pipeline_call and out.scheduler == rich.scheduler
+    assert out.license == "apache-2.0" and out.default == rich.names[-1]

@@ -264,7 +264,9 @@ def test_model_card_template_renders_cleanly(tmp_path):
         assert not any(mark in text for mark in ("{{", "}}", "{%", "%}", "{#", "#}")), text
         assert "\n\n\n" not in text and text.endswith("}\n```\n") and not text.startswith("\n")
         body = text.split("\n---\n", 1)[1]
-        assert body.startswith("\n# ECAD caching schedules for test-user/tiny-pixart\n\nLearned caching schedules")
+        # "Learned" only for the searched frontier: the other's schedules record no origin
+        assert body.startswith("\n# ECAD caching schedules for test-user/tiny-pixart\n\n"
+                               + ("Caching schedules" if frontier is no_search else "Learned caching schedules"))
         table = [line for line in body.splitlines() if line.startswith("| `")]
         assert len(table) == len(frontier) and sum("(default)" in line for line in table) == 1
         provenance = body.split("## Provenance\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
@@ -275,8 +277,9 @@ def test_model_card_template_renders_cleanly(tmp_path):
             assert f"### {name}\n\n![{name}](heatmaps/{name}.png)\n\n" in body
     text = str(model_card(no_search))
     assert f"loaded from its own repo at revision `{'b' * 40}`." in text
-    assert "- Search: assembled from schedule files (no search provenance recorded)\n\nFiles: " in text
-    assert 'from_pretrained("your-username/your-ecad-repo"' in text
+    assert "- Search: assembled from schedule files (no search provenance recorded)\n\nSchedules:\n\n- `ecad-1.00x`: " in text
+    assert "\n\nFiles: " in text
+    assert 'from_pretrained("your-username/your-ecad-repo"' in text and "is a placeholder" in text
 
 
 def _corrupt(folder: Path, problem: str) -> str:

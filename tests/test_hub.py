@@ -84,7 +84,8 @@ def test_push_creates_the_repo_in_one_commit_with_a_model_card(hub, api, frontie
     text = card.text
     assert f'ECADPipeline.from_pretrained("{REPO}", schedule="ecad-2.06x"' in text
     assert "| `ecad-2.06x` (default) | 2.06x | 0.84 |" in text
-    assert "![Quality against MAC speedup](frontier.png)" in text and "(heatmaps/ecad-3.17x.png)" in text
+    assert f"![{METRIC} against MAC speedup (x)](frontier.png)" in text and "(heatmaps/ecad-3.17x.png)" in text
+    assert data.license == "other" and "No license was recorded" in text  # the base model's card states none
     assert "@inproceedings{ecad2026," in text and "Evolutionary Caching to Accelerate Your Off-the-Shelf" in text
     assert "Population: 8" in text and "`tiny-prompts` (sha256 `" in text
     assert "TODO" not in text and "doi" not in text.lower() and "arxiv" not in text.lower()
@@ -306,7 +307,10 @@ def test_cli_push_pull_browse(hub, frontier, tmp_path, capsys):
     header, row = out.splitlines()[:2]
     assert header.split()[:3] == ["repo", "base", "model"]
     assert row.split()[:4] == [REPO, BASE, "64x64", "4"] and "1.00x, 1.38x, 2.06x, 3.17x" in row
-    assert "image_reward 0.7..0.9" in row
+    assert "image_reward 0.7..0.9" in row and row.split()[-1] == "live"
+    # the curated index shipped with ecad-hub is merged: its example entry is listed, marked, not claimed live
+    (paper,) = [line for line in out.splitlines() if line.startswith("your-username/pixart-alpha-256-ecad-paper ")]
+    assert paper.endswith("example, not published") and "2.68x" in paper
     assert err == "warning: browse: skipping test-user/no-index: no frontier.json\n"
     assert_valid_png((tmp_path / "frontiers.png").read_bytes())
 

@@ -50,6 +50,11 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     config = json.loads((frontier_dir / "ecad_config.json").read_text())
     assert config["num_inference_steps"] == frontier.num_inference_steps
     assert ECADPipeline is not None
+    assert f"default schedule: {frontier.default} (the fastest whose" in text
+    if not _model_args(tmp_path):  # the embedded model: its card says what it is
+        readme = (frontier_dir / "README.md").read_text()
+        assert "\nbase_model:" not in readme.split("\n---\n", 1)[0] and "the embedded digits model" in readme
+        assert "red fox" not in readme
 
 
 @pytest.mark.slow
@@ -70,3 +75,36 @@ def test_quickstart_ends_with_a_comparison(tmp_path, capsys):
     assert {r["method"] for r in rows} >= {"all-compute", "ECAD", "FORA", "FirstBlockCache"}
     assert (out / "compare.png").stat().st_size > 100
     assert "## Compared with other caches" in (out / "frontier" / "README.md").read_text()
+    _check_honest_quickstart_card(out, res)
+
+
+def _check_honest_quickstart_card(out: Path, res: dict) -> None:
+    """The quickstart card: no Hub base_model claim, a digits prompt, and a default without a visible
+    quality drop (within the embedded reward's tolerance, or 5%, of all-compute on calibration and
+    held-out prompts; else the mildest schedule)."""
+    import re
+
+    from huggingface_hub import ModelCard
+
+    from ecad_hub import Frontier
+
+    frontier = Frontier.load(out / "frontier")
+    assert res["default"] == frontier.default
+    card = ModelCard((out / "frontier" / "README.md").read_text())
+    meta = card.data.to_dict()
+    assert "base_model" not in meta and meta["license"] == "apache-2.0"
+    assert "the embedded digits model" in card.text and "red fox" not in card.text
+    prompt = re.search(r'image = pipe\("([^"]+)"', card.text).group(1)
+    assert embedded.parse_caption(prompt).as_dict()["digit"] is not None
+    default = frontier[frontier.default]
+    record = next(q for q in default.metrics["quality"] if q["metric"] == frontier.metric)
+    held, ref = res["heldout"].get(frontier.default), res["heldout"]["all-compute"]
+
+    def allowed(q):
+        return embedded.REWARD_TOLERANCE if frontier.metric == embedded.REWARD_METRIC else 0.05 * abs(q)
+
+    calibration_ref = record["all_compute_value"]
+    within = (record["value"] >= calibration_ref - allowed(calibration_ref)
+              and held is not None and held >= ref - allowed(ref))
+    assert within or frontier.default == frontier.names[0], (frontier.default, record, held, ref)
+    assert f"| `{frontier.default}` (default) |" in card.text

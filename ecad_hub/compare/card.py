@@ -41,6 +41,11 @@ def heldout_default(frontier, result) -> str:
     measured = {r.setting: r for r in result.ecad_rows}
     floor = current.mac_speedup or 0.0
     ok = [s for s in frontier.schedules if s.name in measured and (s.mac_speedup or 0.0) >= floor - 1e-9]
+    from ..frontier.card import schedule_kind  # a heuristic is never the default while a learned schedule qualifies
+
+    learned = [s for s in ok if schedule_kind(s, bool(frontier.search)) == "learned"]
+    if learned or schedule_kind(current, bool(frontier.search)) == "learned":
+        ok = learned
     if not ok:
         return current.name
     return max(ok, key=lambda s: (measured[s.name].quality, s.mac_speedup or 0.0)).name
@@ -53,7 +58,8 @@ def _rebuild(frontier, **changes):
     kwargs = dict(base_model=frontier.base_model, base_model_revision=frontier.base_model_revision,
                   pipeline_class=frontier.pipeline_class, resolutions=frontier.resolutions,
                   guidance_scale=frontier.guidance_scale, metric=frontier.metric, default=frontier.default,
-                  search=frontier.search, source=frontier.source, repo_id=frontier.repo_id, commit=frontier.commit)
+                  search=frontier.search, source=frontier.source, repo_id=frontier.repo_id, commit=frontier.commit,
+                  pipeline_call=getattr(frontier, "pipeline_call", None), scheduler=getattr(frontier, "scheduler", None))
     params = inspect.signature(Frontier.__init__).parameters
     comparison = changes.pop("comparison", None)
     kwargs.update(changes)
@@ -61,6 +67,7 @@ def _rebuild(frontier, **changes):
     if carried:
         kwargs["comparison"] = comparison
     out = Frontier(frontier.schedules, **kwargs)
+    out.license = getattr(frontier, "license", None)
     if not carried:
         out.comparison = comparison  # read by frontier.card when rendering
     return out, carried

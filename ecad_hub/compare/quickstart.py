@@ -4,7 +4,11 @@
 ``comparison=`` argument) after exporting the frontier; :func:`run_quickstart` is the
 ``ecad-hub quickstart`` handler with it wired in. It adds the held-out quality of every frontier
 schedule (printed beside its calibration quality), a short table, and the "Compared with other
-caches" section of the exported frontier's card.
+caches" section of the exported frontier's card. The default schedule is not changed here: the
+quickstart chooses it afterwards on calibration *and* held-out quality
+(:func:`ecad_hub.search.quickstart.choose_default_on_heldout`), not on held-out quality alone
+among schedules faster than the current default (``compare --into``'s rule), which made a
+schedule with a visible quality drop the default.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def quickstart_comparison(*, pipe, base_model: str, frontier_dir: Path, settings
                      sweeps={"fora": [2, 3, 4, 6], "fbc": [0.05, 0.1, 0.2, 0.4]}, timing_rounds=1, timing_batch=4)
     result.save_json(Path(out) / "compare.json")
     result.plot(Path(out) / "compare.png", title="quickstart: held-out prompts")
-    add_comparison(frontier_dir, result)
+    add_comparison(frontier_dir, result, choose_default=False)
     heldout = {r.setting: r.quality for r in result.ecad_rows}
     heldout["all-compute"] = result.reference.quality
     return {"heldout": heldout, "result": result, "lines": result.table().splitlines() + [""] + result.summary_lines()}

@@ -31,6 +31,23 @@ import numpy as np
 from . import data
 from .data import calibration_prompts, generate_prompts, heldout_prompt_seed_pairs, parse_caption
 
+#: The name searches, frontiers and ``ecad-hub quickstart`` give this model (``base_model="embedded"``);
+#: not a Hub id, so model cards carry no ``base_model`` metadata for it.
+MODEL_ID = "embedded"
+#: The license of the embedded weights: trained by ecad-hub's own script, shipped under the package's license.
+LICENSE = "apache-2.0"
+#: What the embedded model is (the model card's description of the base model).
+CARD_DESCRIPTION = ("The embedded digits model is a small text-to-image model (a diffusers `PixArtAlphaPipeline` "
+                    "with a 2.3M-parameter transformer drawing 32x32 images of one coloured digit), trained by "
+                    "`scripts/train_embedded.py` and shipped inside the ecad-hub package as `ecad_hub.embedded` "
+                    "(not a Hub model).")
+#: The quality metric of the embedded reward model (``ecad_hub.embedded.reward.EmbeddedRewardMetric.name``).
+REWARD_METRIC = "embedded-reward"
+#: The largest drop of the embedded reward (a mean log-probability of the prompted attributes) that
+#: still counts as no visible quality loss: about 2% lower probability. The quickstart's default
+#: schedule is the fastest within it of all-compute (``ecad_hub.frontier.frontier.quality_default``).
+REWARD_TOLERANCE = 0.02
+
 #: Folder of all embedded weights (pipeline/ and reward/), inside the installed package.
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights"
 #: ``DiffusionPipeline.from_pretrained(EMBEDDED_PIPELINE_PATH)`` loads the pipeline.
@@ -53,6 +70,11 @@ DEFAULT_CALL_KWARGS: dict[str, Any] = {
 }
 
 __all__ = [
+    "MODEL_ID",
+    "LICENSE",
+    "CARD_DESCRIPTION",
+    "REWARD_METRIC",
+    "REWARD_TOLERANCE",
     "WEIGHTS_PATH",
     "EMBEDDED_PIPELINE_PATH",
     "REWARD_PATH",

@@ -16,12 +16,12 @@ Build one from schedules (or load a search run directory), then save or push it:
 
     >>> from ecad_hub import Frontier
     >>> frontier = Frontier.from_schedules(
-    ...     ["all.json", "ours_fast.json", "ours_faster.json"],
+    ...     [from_legacy("default.json"), from_legacy("ours_fast.json"), from_legacy("ours_faster.json")],
     ...     base_model="PixArt-alpha/PixArt-XL-2-256x256",
     ...     transformer_config="configs/pixart_xl_2_256_transformer.json", height=256, width=256,
     ... )
-    >>> frontier.names
-    ['ecad-1.00x', 'ecad-2.68x', 'ecad-3.93x']
+    >>> frontier.names            # imported schedules keep their names; a search's are named ecad-<speedup>x
+    ['default', 'ours_fast', 'ours_faster']
     >>> frontier.save_pretrained("pixart-ecad")            # a local folder, written atomically
     >>> frontier.push_to_hub("user/pixart-ecad")            # one commit (None if nothing changed)
 
@@ -30,12 +30,13 @@ are downloaded, every file is validated against its schema, nothing is executed)
 
     >>> frontier = Frontier.load("user/pixart-ecad")
     >>> frontier.pick(speedup=2.5).name
-    'ecad-2.68x'
+    'ours_fast'
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import re
@@ -50,12 +51,13 @@ from ..schemas import schema_problems
 from ..utils.io import dumps_json, read_json
 from ..utils.table import format_table
 from . import remote
-from .card import model_card
+from .card import KIND_LABELS, check_license, latency_conditions, model_card, schedule_kind
 from .layout import (
     CARD_FILE, COMPARE_PLOT_FILE, CONFIG_FILE, CONFIG_VERSION, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
     SCHEDULES_DIR, assign_names, check_target, is_repo_id, listed_files, write_folder,
 )
 
+_logger = logging.getLogger("ecad_hub.frontier")
 _SPEEDUP_SPEC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*[xX]?\s*$")
 _SEARCH_KEYS = ("population", "generations", "seed", "ecad_hub_version")
 _PROMPT_SET_KEYS = ("name", "sha256", "num_prompts", "images_per_prompt")
@@ -155,6 +157,11 @@ class Frontier:
         >>> print(frontier.to_table())
     """
 
+    #: the frontier's license id (``apache-2.0``, ``openrail++``, ``other``, ...) for the model card's
+    #: metadata and ``ecad_config.json``; ``None``: not recorded (the card then uses the base model's
+    #: where :meth:`push_to_hub` can read it, else ``other``)
+    license: str | None = None
+
     def __init__(
         self,
         schedules: Sequence[CacheSchedule],
@@ -171,6 +178,8 @@ class Frontier:
         repo_id: str | None = None,
         commit: str | None = None,
         comparison: Mapping | None = None,
+        pipeline_call: Mapping | None = None,
+        scheduler: Mapping | None = None,
     ):
         schedules = list(schedules)
         label = source or "frontier"
@@ -219,6 +228,14 @@ class Frontier:
         self.comparison = dict(comparison) if comparison else None
         #: the comparison's PNG plot (``compare.png``), carried from the folder it was loaded from
         self.comparison_plot: bytes | None = None
+        #: the pipeline call settings the schedules were searched with (``height``, ``width``,
+        #: ``guidance_scale``, ``max_sequence_length``, ``use_resolution_binning``, ...): the defaults
+        #: of :class:`~ecad_hub.ECADPipeline` calls and :attr:`~ecad_hub.pipeline.LoadedSchedule.call_kwargs`
+        self.pipeline_call = dict(pipeline_call) if pipeline_call else None
+        #: the scheduler the schedules were searched with: ``{"class": name, "config": {...}}`` (or ``None``)
+        self.scheduler = copy.deepcopy(dict(scheduler)) if scheduler else None
+        #: what the last speedup :meth:`pick` chose and why, when it was not the speedup typed (else ``None``)
+        self.pick_note: str | None = None
         check_document(self.config_dict(), "ecad-config-v1", f"{label}: {CONFIG_FILE}")
 
     # --- construction -----------------------------------------------------------------------
@@ -238,6 +255,8 @@ class Frontier:
         default: str | float | None = None,
         search: Mapping | None = None,
         guidance_scale: float | None = None,
+        license: str | None = None,
+        rename: bool | None = None,
     ) -> "Frontier":
         """Assemble a frontier from schedules (objects or v1 files): count MACs, sort, name.
 
@@ -256,15 +275,24 @@ class Frontier:
             metric: the quality metric to rank by (default: the search's, else the first one
                 the schedules record).
             default: the default schedule: a name (given or assigned) or a speedup for
-                :meth:`pick` (default: the middle of the frontier).
+                :meth:`pick` (default: :func:`default_schedule`, never a heuristic or an unscored
+                schedule when a learned, scored one exists).
             search: search provenance (see ``schemas/ecad-config-v1.schema.json``).
             guidance_scale: the guidance scale searched at.
+            license: the frontier's license id for the model card (``apache-2.0``, ``other``, ...).
+            rename: ``None`` (default): schedules imported from another tool's file
+                (``provenance.imported_from``: the ECAD authors' ``ours_fast``,
+                ``recompute_all_every_003``) and heuristics (``fora-2``: see
+                :func:`~ecad_hub.frontier.card.schedule_kind`) keep their own names, the others (a
+                search's, or made in code) are named ``ecad-<speedup>x``; ``True``: every schedule
+                gets a generated name; ``False``: none does.
 
-        Names are ``ecad-<MAC speedup>x`` with two decimals (``ecad-1.00x`` ... ``ecad-2.68x``),
-        or the schedule's own name when its MACs are unknown. Schedules whose names would
-        collide get three decimals (``ecad-1.518x``, ``ecad-1.524x``), names still equal get
-        ``-2``, ``-3`` ... in frontier order. Order: most compute first (ties: better quality
-        first, then content hash), so the result is the same for the same inputs in any order.
+        Generated names are ``ecad-<MAC speedup>x`` with two decimals (``ecad-1.00x`` ...
+        ``ecad-2.68x``), or the schedule's own name when its MACs are unknown. Schedules whose names
+        would collide get three decimals (``ecad-1.518x``, ``ecad-1.524x``), names still equal
+        (generated or kept) get ``-2``, ``-3`` ... in frontier order. Order: most compute first
+        (ties: better quality first, then content hash), so the result is the same for the same
+        inputs in any order.
         """
         loaded: list[tuple[str, CacheSchedule]] = []
         for item in schedules:
@@ -325,12 +353,14 @@ class Frontier:
                                          ("guidance_scale", guidance_scale)) if v is not None}
         named: list[CacheSchedule] = []
         renamed: dict[str, str] = {}
-        for (original, s), name in zip(loaded, assign_names([s for _, s in loaded])):
+        for (original, s), name in zip(loaded, _frontier_names([s for _, s in loaded], rename)):
             renamed.setdefault(original, name)
             named.append(s.replace(name=name, generation={**generation, **s.generation}))
+        clean_search = _clean_search(search)
         frontier = cls(named, base_model=base_model, base_model_revision=revision, pipeline_class=pipeline_class,
                        resolutions=resolutions, guidance_scale=guidance_scale, metric=metric,
-                       default=named[len(named) // 2].name, search=_clean_search(search))
+                       default=default_schedule(named, metric, searched=bool(clean_search)), search=clean_search)
+        frontier.license = check_license(license)
         if default is not None:
             if isinstance(default, str) and default in renamed and default not in frontier._by_name:
                 default = renamed[default]
@@ -483,7 +513,10 @@ class Frontier:
             repo_id=repo_id,
             commit=commit,
             comparison=index.get("comparison"),
+            pipeline_call=config.get("pipeline_call"),
+            scheduler=config.get("scheduler"),
         )
+        frontier.license = config.get("license")
         plot_file = folder / COMPARE_PLOT_FILE
         if frontier.comparison and frontier.comparison.get("plot") == COMPARE_PLOT_FILE and plot_file.is_file() \
                 and plot_file.stat().st_size <= MAX_COMPARE_PLOT_BYTES:
@@ -534,6 +567,10 @@ class Frontier:
             raise FrontierError(f"{run_dir}: search.json says {steps} steps, front/ schedules have "
                                 f"{frontier.num_inference_steps}")
         frontier.source = str(run_dir)
+        if meta.get("pipeline_call") or meta.get("scheduler"):  # the settings travel (checked as a config's)
+            frontier.pipeline_call = dict(meta["pipeline_call"]) if isinstance(meta.get("pipeline_call"), dict) else None
+            frontier.scheduler = copy.deepcopy(meta["scheduler"]) if isinstance(meta.get("scheduler"), dict) else None
+            check_document(frontier.config_dict(), "ecad-config-v1", f"{run_dir}/search.json")
         return frontier
 
     # --- access -----------------------------------------------------------------------------
@@ -589,11 +626,16 @@ class Frontier:
         s = self[schedule] if isinstance(schedule, str) else schedule
         return s.quality(self.metric) if self.metric else None
 
-    def pick(self, speedup: float | None = None, *, min_quality: float | None = None) -> CacheSchedule:
+    def pick(self, speedup: float | str | None = None, *, min_quality: float | None = None) -> CacheSchedule:
         """Choose a schedule by MAC speedup or by quality.
 
-        * ``pick(speedup=x)``: the best-quality schedule among those with MAC speedup >= ``x``
-          (without quality records: the slowest of them, i.e. the least aggressive).
+        * ``pick(speedup=x)`` (a number, or a string like ``"3.93x"``): the schedule *shown* as
+          ``x``, i.e. whose MAC speedup written with the decimals of names and tables (two, or as
+          many as ``x`` has if more: ``ecad-1.518x``) is ``x``: ``3.93`` selects ``ecad-3.93x``
+          even when its exact speedup is 3.9255. Otherwise the nearest schedule at or above ``x``
+          (the least aggressive one reaching it; equal speedups: the better quality); then
+          :attr:`pick_note` says what was picked instead of ``x`` (also logged at INFO on the
+          ``ecad_hub.frontier`` logger), and is ``None`` after an exact pick.
         * ``pick(min_quality=q)``: the fastest schedule whose quality is >= ``q``.
 
         Raises :class:`~ecad_hub.errors.ScheduleNotFoundError` (a ``FrontierError``) naming the
@@ -602,20 +644,26 @@ class Frontier:
         if (speedup is None) == (min_quality is None):
             raise TypeError("pass exactly one of speedup= or min_quality=")
         if speedup is not None:
+            value, decimals = _speedup_value(speedup)
             known = [s for s in self._schedules if s.mac_speedup is not None]
             if not known:
                 raise FrontierError(f"{self._label}: no schedule has recorded MACs; cannot pick by speedup")
-            fast_enough = [s for s in known if s.mac_speedup >= float(speedup) - 1e-9]
+            self.pick_note = None
+            shown = format(value, f".{decimals}f")
+            named = [s for s in known if format(s.mac_speedup, f".{decimals}f") == shown]
+            if named:  # the schedule the user read in a name or a table
+                return min(named, key=lambda s: (abs(s.mac_speedup - value), -self._quality_key(s)))
+            fast_enough = [s for s in known if s.mac_speedup >= value - 1e-9]
             if not fast_enough:
                 best = max(known, key=lambda s: s.mac_speedup)
                 raise ScheduleNotFoundError(
-                    f"{self._label}: no schedule reaches a {float(speedup):.2f}x MAC speedup; the fastest is "
+                    f"{self._label}: no schedule reaches a {value:.2f}x MAC speedup; the fastest is "
                     f"{best.name} ({best.mac_speedup:.2f}x)")
-            q = {s.name: self.quality(s) for s in fast_enough}
-            if all(v is None for v in q.values()):
-                return min(fast_enough, key=lambda s: s.mac_speedup)
-            return max(fast_enough, key=lambda s: (q[s.name] if q[s.name] is not None else -math.inf,
-                                                   -s.mac_speedup))
+            chosen = min(fast_enough, key=lambda s: (s.mac_speedup, -self._quality_key(s)))
+            self.pick_note = (f"no schedule is shown as {shown}x; picked {chosen.name} "
+                              f"({chosen.mac_speedup:.{decimals}f}x), the nearest at or above it")
+            _logger.info("%s: %s", self._label, self.pick_note)
+            return chosen
         scored = [(s, self.quality(s)) for s in self._schedules]
         scored = [(s, v) for s, v in scored if v is not None]
         if not scored:
@@ -628,8 +676,13 @@ class Frontier:
                 f"({self.metric} {best[1]:.4g})")
         return min(good, key=_compute_key)
 
+    def _quality_key(self, s: CacheSchedule) -> float:
+        q = self.quality(s)
+        return q if q is not None else -math.inf
+
     def resolve(self, spec: str | float | int | CacheSchedule | None = None) -> CacheSchedule:
-        """A schedule by name, by speedup (a number, or a string like ``"2.5"`` / ``"2.5x"``), or the default."""
+        """A schedule by name, by speedup (a number, or a string like ``"2.5"`` / ``"3.93x"``: see
+        :meth:`pick`), or the default."""
         if spec is None:
             return self._by_name[self.default]
         if isinstance(spec, CacheSchedule):
@@ -641,9 +694,8 @@ class Frontier:
         if isinstance(spec, str):
             if spec in self._by_name:
                 return self._by_name[spec]
-            match = _SPEEDUP_SPEC.match(spec)
-            if match:
-                return self.pick(speedup=float(match.group(1)))
+            if _SPEEDUP_SPEC.match(spec):
+                return self.pick(speedup=spec)
             return self[spec]
         raise TypeError(f"a schedule is chosen by name or speedup, got {type(spec).__name__}")
 
@@ -666,6 +718,12 @@ class Frontier:
             d["metric"] = self.metric
         if self.search:
             d["search"] = self.search
+        if self.pipeline_call:
+            d["pipeline_call"] = dict(self.pipeline_call)
+        if self.scheduler:
+            d["scheduler"] = copy.deepcopy(self.scheduler)
+        if self.license:
+            d["license"] = self.license
         return d
 
     def entry(self, schedule: CacheSchedule) -> dict:
@@ -745,11 +803,12 @@ class Frontier:
         check_document(self.index_dict(), "frontier-v1", f"{self._label}: {INDEX_FILE}")
         return self
 
-    def render(self, repo_id: str | None = None) -> dict[str, bytes]:
+    def render(self, repo_id: str | None = None, *, license: str | None = None) -> dict[str, bytes]:
         """Every file of the artifact as ``{path in repo: bytes}``; the same frontier gives the same bytes.
 
-        ``repo_id`` is written into the model card's usage snippet (a placeholder if ``None``).
-        Everything is checked first (:meth:`validate`).
+        ``repo_id`` is written into the model card's usage snippets (without one, a placeholder the
+        card marks as such). ``license``: the card's license id when :attr:`license` is not set
+        (see :func:`~ecad_hub.frontier.card.model_card`). Everything is checked first (:meth:`validate`).
         """
         from .. import plotting
 
@@ -772,7 +831,7 @@ class Frontier:
         plot = (self.comparison or {}).get("plot")
         if plot == COMPARE_PLOT_FILE and self.comparison_plot:
             files[COMPARE_PLOT_FILE] = self.comparison_plot
-        files[CARD_FILE] = str(model_card(self, repo_id)).encode()
+        files[CARD_FILE] = str(model_card(self, repo_id, license=self.license or license)).encode()
         return files
 
     # --- saving -----------------------------------------------------------------------------
@@ -782,7 +841,9 @@ class Frontier:
         The folder is built beside ``save_directory`` and moved into place, so it holds either
         the old export or the complete new one. An existing export is replaced (files ecad-hub
         does not manage are kept); a non-empty folder that is not an export is refused.
-        ``repo_id`` goes into the model card's usage snippet. Returns the folder.
+        ``repo_id`` goes into the model card's usage snippets (default: the repo it was loaded
+        from; without one the card says it has none, and :meth:`push_to_hub` fills it in). Returns
+        the folder.
 
         Example::
 
@@ -806,6 +867,7 @@ class Frontier:
         revision: str | None = None,
         create_pr: bool = False,
         commit_message: str | None = None,
+        license: str | None = None,
     ):
         """Publish the frontier to a Hub model repo in ONE commit; returns its ``CommitInfo``, or ``None``.
 
@@ -816,6 +878,10 @@ class Frontier:
         A failed commit changes nothing (raises :class:`~ecad_hub.errors.HubError`). A repo
         holding something other than an ECAD frontier is refused.
 
+        The model card is written for ``repo_id`` (its snippets name it, whatever the folder was
+        exported with). Its ``license``: ``license=`` (recorded in ``ecad_config.json`` too), else
+        :attr:`license`, else the base model's license as its Hub card states it, else ``other``.
+
         Example::
 
             >>> info = frontier.push_to_hub("user/pixart-ecad")
@@ -824,25 +890,38 @@ class Frontier:
             >>> frontier.push_to_hub("user/pixart-ecad") is None      # nothing changed
             True
         """
-        files = self.render(repo_id=repo_id)  # before touching the Hub: a failure here changes nothing
+        if license is not None:
+            self.license = check_license(license)
+        self.validate()  # before any request: an invalid frontier never touches the Hub
+        base_license = None if self.license else _base_model_license(self.base_model, self.base_model_revision, token)
+        files = self.render(repo_id=repo_id, license=base_license)  # before any write: a failure here changes nothing
         message = commit_message or f"ECAD frontier: {len(self)} schedules for {self.base_model}"
         return remote.push_files(repo_id, files, commit_message=message, private=private, token=token,
                                  revision=revision, create_pr=create_pr)
 
     # --- display ----------------------------------------------------------------------------
     def to_table(self) -> str:
-        """A text table: name, MAC speedup, quality, latency, computed fraction; ``*`` marks the default."""
+        """A text table: name, MAC speedup, quality, latency, computed fraction, kind; ``*`` marks the default.
+
+        Quality reads ``not scored`` where none is recorded; latency carries the device, dtype and
+        batch size it was measured with (``device not recorded`` ... where the schedule does not
+        say); kind is :func:`~ecad_hub.frontier.card.schedule_kind` (learned, heuristic, ...).
+        """
         rows = []
+        searched = bool(self.search)
         for s in self._schedules:
             latency = _latency(s)
+            quality = self.quality(s)
             rows.append([
                 ("* " if s.name == self.default else "  ") + s.name,
                 _fmt(s.mac_speedup, ".2f") + ("x" if s.mac_speedup else ""),
-                _fmt(self.quality(s)),
-                f"{latency['ms_per_image']:.1f} ms" if "ms_per_image" in latency else "-",
+                "not scored" if quality is None else _fmt(quality),
+                f"{latency['ms_per_image']:.1f} ms ({latency_conditions(latency)})" if "ms_per_image" in latency else "-",
                 f"{100 * s.fraction_computed():.1f}%",
+                KIND_LABELS[schedule_kind(s, searched)],
             ])
-        return format_table(rows, ["  schedule", "MAC speedup", self.metric or "quality", "latency", "computed"])
+        return format_table(rows, ["  schedule", "MAC speedup", self.metric or "quality", "latency", "computed",
+                                   "kind"])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Frontier):
@@ -881,6 +960,138 @@ def _png(key: tuple, make_figure) -> bytes:
     while len(_PNG_CACHE) > _PNG_CACHE_SIZE:
         _PNG_CACHE.popitem(last=False)
     return data
+
+
+def _frontier_names(schedules: Sequence[CacheSchedule], rename: bool | None) -> list[str]:
+    """The names of ``schedules`` (in frontier order) in a frontier: see :meth:`Frontier.from_schedules`."""
+    keep = [rename is False or (rename is None and ("imported_from" in s.provenance or schedule_kind(s) == "heuristic"))
+            for s in schedules]
+    generated = iter(assign_names([s for s, k in zip(schedules, keep) if not k]))
+    names: list[str] = []
+    for s, k in zip(schedules, keep):
+        base = s.name if k else next(generated)
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
+def default_schedule(schedules: Sequence[CacheSchedule], metric: str | None, *, searched: bool = False) -> str:
+    """The default of a frontier of ``schedules`` (most to least compute): the middle one of the
+    first non-empty group of
+
+    1. learned schedules with a ``metric`` score, 2. learned ones without, 3. schedules of
+    unrecorded origin with a score, 4. the same without, 5. heuristics with a score, 6. heuristics,
+    7. all of them
+
+    (kinds as :func:`~ecad_hub.frontier.card.schedule_kind` says, ``searched`` as there; the
+    all-compute reference is never the default unless it is all there is). So a heuristic such
+    as ``recompute_all_every_003`` or an unscored schedule is never the default while a learned,
+    scored one exists.
+    """
+    schedules = list(schedules)
+    kind = {s.name: schedule_kind(s, searched) for s in schedules}
+
+    def scored(s: CacheSchedule) -> bool:
+        return metric is not None and s.quality(metric) is not None
+
+    for wanted, with_score in (("learned", True), ("learned", False), ("unknown", True), ("unknown", False),
+                               ("heuristic", True), ("heuristic", False)):
+        group = [s for s in schedules if kind[s.name] == wanted and scored(s) == with_score]
+        if group:
+            return group[len(group) // 2].name
+    return schedules[len(schedules) // 2].name
+
+
+#: Relative quality tolerance of :func:`quality_default`: 5% of the all-compute quality's magnitude.
+QUALITY_TOLERANCE = 0.05
+
+
+def quality_default(frontier: "Frontier", *, heldout: Mapping[str, float] | None = None,
+                    tolerance: float | None = None, relative: float = QUALITY_TOLERANCE) -> str:
+    """The default chosen on quality: the fastest learned schedule whose quality is within a
+    tolerance of the all-compute quality on every measurement there is.
+
+    A schedule qualifies when its recorded quality (the frontier's metric) is at least
+    ``q_all - tolerance`` for the all-compute value its record carries
+    (``metrics.quality[].all_compute_value``, else the all-compute schedule's quality), and, when
+    ``heldout`` (``{schedule name: held-out quality, "all-compute": value}``) is given, its
+    held-out quality passes the same test against the held-out all-compute value. ``tolerance``
+    is in the metric's units (the quickstart passes the embedded reward's,
+    :data:`ecad_hub.embedded.REWARD_TOLERANCE`); ``None``: ``relative * |q_all|`` (``relative``
+    itself where ``q_all`` is 0). Without any qualifying schedule: the least aggressive learned
+    schedule; without quality or learned schedules: the frontier's current default. Higher
+    quality is better (the metrics ecad-hub records are).
+    """
+    learned = [s for s in frontier if schedule_kind(s, bool(frontier.search)) == "learned"]
+    if not learned or frontier.metric is None:
+        return frontier.default
+    reference = next((frontier.quality(s) for s in frontier if schedule_kind(s) == "all-compute"
+                      and frontier.quality(s) is not None), None)
+
+    def within(value: float | None, ref: float | None) -> bool:
+        if value is None or ref is None:
+            return False
+        allowed = tolerance if tolerance is not None else relative * (abs(ref) if ref else 1.0)
+        return value >= ref - allowed
+
+    def qualifies(s: CacheSchedule) -> bool:
+        record = next((q for q in s.metrics.get("quality", []) if q["metric"] == frontier.metric), None)
+        if record is None:
+            return False
+        if not within(record["value"], record.get("all_compute_value", reference)):
+            return False
+        if heldout is not None:
+            return within(heldout.get(s.name), heldout.get("all-compute"))
+        return True
+
+    ok = [s for s in learned if qualifies(s)]
+    if not ok:
+        return max(learned, key=_compute_key).name
+    return min(ok, key=_compute_key).name
+
+
+def _base_model_license(base_model: str, revision: str | None, token) -> str | None:
+    """The ``license`` the base model's Hub card states (``None`` if it states none or cannot be read)."""
+    from ..embedded import MODEL_ID
+
+    if base_model == MODEL_ID or not is_repo_id(base_model):
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(base_model, revision=revision, token=token)
+    except Exception:  # noqa: BLE001 - any failure: the license is simply not known
+        return None
+    data = getattr(info, "card_data", None)
+    value = data.get("license") if data is not None else None
+    if isinstance(value, list):
+        value = value[0] if len(value) == 1 else None
+    from .card import LICENSE_ID
+
+    return value.lower() if isinstance(value, str) and LICENSE_ID.fullmatch(value.lower()) else None
+
+
+def _speedup_value(speedup: float | int | str) -> tuple[float, int]:
+    """``(value, decimals to compare at)`` of a speedup as typed: the decimals of names and tables
+    (two), or more when the value is written with more (``"1.518x"``, ``1.518``)."""
+    if isinstance(speedup, bool):
+        raise TypeError("a speedup is a number or a string like '2.5x', not a bool")
+    if isinstance(speedup, str):
+        match = _SPEEDUP_SPEC.match(speedup)
+        if not match:
+            raise ScheduleNotFoundError(f"{speedup!r} is not a speedup (a number, optionally followed by x)")
+        text = match.group(1)
+        value = float(text)
+    else:
+        value = float(speedup)
+        if not math.isfinite(value):
+            raise ScheduleNotFoundError(f"{speedup!r} is not a finite speedup")
+        text = repr(value)
+    decimals = len(text.partition(".")[2]) if "e" not in text.lower() else 2
+    return value, max(2, min(decimals, 6))
 
 
 def _clean_search(search: Mapping | None) -> dict | None:

@@ -3,7 +3,12 @@
 1. load the embedded pipeline (32x32 digits, PixArt architecture, packaged weights);
 2. a short NSGA-II search (embedded reward model as the quality metric);
 3. export the front as a Hub-ready folder (``Frontier.save_pretrained``) and load it back with
-   ``ECADPipeline.from_pretrained``;
+   ``ECADPipeline.from_pretrained``; its default schedule is chosen on quality
+   (:func:`ecad_hub.frontier.frontier.quality_default`: the fastest learned schedule whose quality
+   is within :data:`ecad_hub.embedded.REWARD_TOLERANCE` (0.02 of the embedded reward, a mean
+   log-probability: about 2% lower probability; other metrics: 5% of the all-compute value) of
+   all-compute, on the calibration prompts and, once measured, on the held-out pairs too), so the
+   card does not recommend a schedule with a visible quality drop;
 4. generate an image with the fastest schedule and with none, a comparison grid (rows:
    all-compute and each frontier schedule; columns: prompts), and a table of MAC speedups,
    measured wall-clock speedups and quality.
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SearchError
+from ..frontier.frontier import QUALITY_TOLERANCE
 from .config import EMBEDDED, SearchConfig
 from .evaluate import is_all_compute
 
@@ -95,13 +101,40 @@ def _time_call(fn: Callable, repeats: int = 2) -> tuple[object, float]:
     return out, best
 
 
+def _tolerance(metric: str | None) -> float | None:
+    """The quality drop the quickstart's default may have, in the metric's units (``None``: 5% relative)."""
+    from ..embedded import REWARD_METRIC, REWARD_TOLERANCE
+
+    return REWARD_TOLERANCE if metric == REWARD_METRIC else None
+
+
 def _export_frontier(run_dir: Path, folder: Path):
-    """The search's front as a Hub-ready folder (``Frontier.save_pretrained``)."""
+    """The search's front as a Hub-ready folder (``Frontier.save_pretrained``), its default chosen on
+    the calibration quality (:func:`~ecad_hub.frontier.frontier.quality_default`)."""
     from ..frontier import Frontier
+    from ..frontier.frontier import quality_default
 
     frontier = Frontier.load(run_dir)
+    frontier.default = quality_default(frontier, tolerance=_tolerance(frontier.metric))
     frontier.save_pretrained(folder)
     return frontier
+
+
+def choose_default_on_heldout(folder: Path, heldout: dict) -> str:
+    """Set the default of the frontier saved in ``folder`` to the fastest schedule within tolerance of
+    all-compute on both the calibration and the held-out quality (``heldout``: ``{name: quality,
+    "all-compute": quality}``); rewrites the folder if it changes. Returns the default."""
+    from ..frontier import Frontier
+    from ..frontier.frontier import quality_default
+
+    frontier = Frontier.load(folder)
+    if not heldout or "all-compute" not in heldout:
+        return frontier.default
+    chosen = quality_default(frontier, heldout=heldout, tolerance=_tolerance(frontier.metric))
+    if chosen != frontier.default:
+        frontier.default = chosen
+        frontier.save_pretrained(folder)
+    return chosen
 
 
 def _load_back(folder: Path, base_model: str, dtype):
@@ -113,7 +146,7 @@ def _load_back(folder: Path, base_model: str, dtype):
     with warnings.catch_warnings():
         # the frontier names the base model "embedded"; we point at its packaged folder
         warnings.simplefilter("ignore")
-        pipe = ECADPipeline.from_pretrained(folder, base_model=source, torch_dtype=dtype, local_files_only=True)
+        pipe = ECADPipeline.from_pretrained(folder, base_model=source, dtype=dtype, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -234,6 +267,7 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
             heldout_q = dict(compared.get("heldout") or {})
         else:
             heldout_q = _heldout_quality(pipe, settings, schedules, metric, base_model, cfg, heldout)
+        default = choose_default_on_heldout(frontier_dir, heldout_q)
 
     metric_label = frontier.metric or metric
     lines = [f"{'schedule':<16} {'MAC speedup':>11} {'wall-clock':>10} {metric_label + ' (calibration)':>28} "
@@ -251,10 +285,15 @@ def quickstart(out: str | Path = "quickstart-out", *, generations: int | None = 
              f"{frontier_dir}/README.md and {out}/compare.png:")
         echo("\n".join(compared.get("lines") or []))
         echo("")
+    tol = _tolerance(frontier.metric)
+    echo(f"default schedule: {default} (the fastest whose {frontier.metric or 'quality'} is within "
+         f"{f'{tol:g}' if tol is not None else f'{100 * QUALITY_TOLERANCE:g}%'} of all-compute on the calibration "
+         f"and held-out prompts)")
     echo(f"wrote {out}/: search/ (run directory), frontier/ (Hub-ready: `Frontier.load('{frontier_dir}')."
          f"push_to_hub('you/digits-ecad')`), grid.png, all-compute.png, fastest-{fastest.name}.png")
     echo(f"quickstart finished in {elapsed:.0f} s")
     return {"out": out, "run_dir": run_dir, "frontier_dir": frontier_dir, "grid": grid_path, "table": table,
+            "default": default,
             "seconds": elapsed, "front": result.front, "heldout": heldout_q,
             "comparison": None if compared is None else compared.get("result")}
 
