@@ -12,6 +12,7 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import html.parser
 import os
 import struct
 import zlib
@@ -149,3 +150,58 @@ def assert_valid_png(data: bytes) -> tuple[int, int]:
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class StrictHTML(html.parser.HTMLParser):
+    """An HTML checker for the static pages: every element closed in order (void elements aside);
+    collects tags, ``(tag, key, value)`` attributes, ``src``/``href`` URLs and table cells by table class."""
+
+    VOID = {"meta", "link", "br", "img", "input", "hr", "source", "wbr", "area", "base", "col", "embed", "track",
+            "param", "line", "rect", "circle", "polyline"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.urls, self.tags, self.attrs = [], [], [], [], []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table = self._row = self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        self.attrs.extend((tag, k, v or "") for k, v in attrs)
+        for key in ("src", "href"):
+            if key in a:
+                self.urls.append((tag, key, a[key]))
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("class", ""), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> (open: {self.stack[-3:]})")
+            return
+        self.stack.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self._table.append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)

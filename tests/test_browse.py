@@ -8,7 +8,6 @@ inherits ``HF_ENDPOINT``, ``HF_HOME`` and ``HF_TOKEN`` from conftest).
 
 from __future__ import annotations
 
-import html.parser
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import pytest
 
 from ecad_hub import browse
 from ecad_hub.registry import DEFAULT_INDEX, EXAMPLE, INDEXED, LIVE, OFFLINE, UNRESOLVED
-from support import METRIC, assert_valid_png, toy_frontier, toy_schedules
+from support import METRIC, StrictHTML, assert_valid_png, toy_frontier, toy_schedules
 
 ECAD_HUB = shutil.which("ecad-hub", path=str(Path(sys.executable).parent)) or str(Path(sys.executable).parent / "ecad-hub")
 BASE = "test-user/tiny-pixart"
@@ -203,57 +202,6 @@ def test_the_overlay_figure_labels_the_metric_and_keeps_unscored_frontiers(hub):
 # --html: one self-contained page with the rows browse returns
 # --------------------------------------------------------------------------------------------
 
-class _StrictParser(html.parser.HTMLParser):
-    """Every element closed in order (void elements aside); collects attributes, tags and table cells."""
-
-    VOID = {"meta", "br", "hr", "wbr", "line", "rect", "circle", "polyline"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack, self.errors, self.attrs, self.tags = [], [], [], []
-        self.rows: list[list[str]] = []
-        self._row = self._cell = None
-        self._table = None
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend((tag, k, v or "") for k, v in attrs)
-        if tag == "table":
-            self._table = dict(attrs).get("class")
-        elif tag == "tr" and self._table == "listing":
-            self._row = []
-        elif tag == "td" and self._row is not None:
-            self._cell = []
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in self.VOID:
-            self.stack.pop()
-
-    def handle_endtag(self, tag):
-        if tag in self.VOID:
-            return
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-            return
-        self.stack.pop()
-        if tag == "td" and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            if self._row:
-                self.rows.append(self._row)
-            self._row = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def test_browse_html_is_one_valid_self_contained_page_with_the_rows_browse_returns(hub, tmp_path):
     toy_frontier().push_to_hub(SCORED)
     _unscored().push_to_hub(UNSCORED)
@@ -262,7 +210,7 @@ def test_browse_html_is_one_valid_self_contained_page_with_the_rows_browse_retur
     assert result.returncode == 0, result.stderr
     assert "skipping test-user/broken-ecad" in result.stderr
     page = (tmp_path / "page.html").read_text()
-    parser = _StrictParser()
+    parser = StrictHTML()
     parser.feed(page)
     parser.close()
     assert parser.errors == [] and parser.stack == [], (parser.errors, parser.stack)
@@ -280,9 +228,11 @@ def test_browse_html_is_one_valid_self_contained_page_with_the_rows_browse_retur
 
     with pytest.warns(UserWarning, match="skipping test-user/broken-ecad"):
         listed = browse(index=True)
-    assert sorted(r[0] for r in parser.rows) == sorted(s.repo_id for s in listed)
-    assert {r[0]: r[-3] for r in parser.rows} == {s.repo_id: s.status for s in listed}  # the status column
-    assert {SCORED, UNSCORED, PAPER} <= {r[0] for r in parser.rows}
+    header, *rows = parser.tables["listing"]
+    rows = [r for r in rows if r != header]  # (one header row per listing table)
+    assert sorted(r[0] for r in rows) == sorted(s.repo_id for s in listed)
+    assert {r[0]: r[-3] for r in rows} == {s.repo_id: s.status for s in listed}  # the status column
+    assert {SCORED, UNSCORED, PAPER} <= {r[0] for r in rows}
     assert f'href="{hub.endpoint}/{SCORED}"' in page and f'href="{hub.endpoint}/{PAPER}"' not in page
 
     result = run("browse", "--offline", "--html", tmp_path / "offline.html", cwd=tmp_path,

@@ -62,7 +62,6 @@ def test_site_for_one_base_model(hub, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 import dataclasses  # noqa: E402
-import html.parser  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 
@@ -73,7 +72,7 @@ from ecad_hub.registry import index as registry_index  # noqa: E402
 from ecad_hub.registry import model as registry_model  # noqa: E402
 from ecad_hub.registry import page as static_page  # noqa: E402
 from ecad_hub.schemas import schema_problems  # noqa: E402
-from support import REFERENCE  # noqa: E402
+from support import REFERENCE, StrictHTML  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "registry"))  # registry/app.py imports as `app`
 
@@ -206,59 +205,8 @@ def test_model_rows_points_leaderboard_and_comparisons():
     assert 'ECADPipeline.from_pretrained("u/a", schedule="ecad-2.06x")' in lines
 
 
-class _Checker(html.parser.HTMLParser):
-    VOID = {"meta", "link", "br", "img", "input", "hr", "source", "wbr", "area", "base", "col", "embed", "track",
-            "param", "line", "rect", "circle", "polyline"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.stack, self.errors, self.urls, self.tags = [], [], [], []
-        self.tables: dict[str, list[list[str]]] = {}
-        self._table = self._row = self._cell = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.append(tag)
-        for key in ("src", "href"):
-            if key in a:
-                self.urls.append((tag, key, a[key]))
-        if tag == "table":
-            self._table = self.tables.setdefault(a.get("class", ""), [])
-        elif tag == "tr" and self._table is not None:
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-        if tag not in self.VOID:
-            self.stack.append(tag)
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in self.VOID:
-            self.stack.pop()
-
-    def handle_endtag(self, tag):
-        if tag in self.VOID:
-            return
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"unexpected </{tag}> (open: {self.stack[-3:]})")
-            return
-        self.stack.pop()
-        if tag in ("td", "th") and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self._table.append(self._row)
-            self._row = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _check_page(page: str, endpoint: str) -> _Checker:
-    checker = _Checker()
+def _check_page(page: str, endpoint: str) -> StrictHTML:
+    checker = StrictHTML()
     checker.feed(page)
     checker.close()
     assert checker.errors == [] and checker.stack == [], (checker.errors, checker.stack)

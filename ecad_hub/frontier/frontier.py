@@ -54,7 +54,7 @@ from . import remote
 from .card import KIND_LABELS, check_license, latency_conditions, model_card, schedule_kind
 from .layout import (
     CARD_FILE, COMPARE_PLOT_FILE, CONFIG_FILE, CONFIG_VERSION, HEATMAPS_DIR, INDEX_FILE, INDEX_VERSION, PLOT_FILE,
-    SCHEDULES_DIR, assign_names, check_target, is_repo_id, listed_files, write_folder,
+    SCHEDULES_DIR, assign_names, check_target, is_repo_id, listed_files, unique_names, write_folder,
 )
 
 _logger = logging.getLogger("ecad_hub.frontier")
@@ -967,15 +967,7 @@ def _frontier_names(schedules: Sequence[CacheSchedule], rename: bool | None) -> 
     keep = [rename is False or (rename is None and ("imported_from" in s.provenance or schedule_kind(s) == "heuristic"))
             for s in schedules]
     generated = iter(assign_names([s for s, k in zip(schedules, keep) if not k]))
-    names: list[str] = []
-    for s, k in zip(schedules, keep):
-        base = s.name if k else next(generated)
-        name, n = base, 1
-        while name in names:
-            n += 1
-            name = f"{base}-{n}"
-        names.append(name)
-    return names
+    return unique_names([s.name if k else next(generated) for s, k in zip(schedules, keep)])
 
 
 def default_schedule(schedules: Sequence[CacheSchedule], metric: str | None, *, searched: bool = False) -> str:

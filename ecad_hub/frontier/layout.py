@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..errors import FileWriteError, FrontierError
 from ..schedule import CacheSchedule
@@ -83,10 +83,14 @@ def assign_names(schedules: Sequence[CacheSchedule]) -> list[str]:
         return f"ecad-{s.mac_speedup:.{digits}f}x" if s.mac_speedup else s.name
 
     short = [stem(s, 2) for s in schedules]
-    stems = [stem(s, 3) if s.mac_speedup and short.count(short[i]) > 1 else short[i]
-             for i, s in enumerate(schedules)]
+    return unique_names([stem(s, 3) if s.mac_speedup and short.count(short[i]) > 1 else short[i]
+                         for i, s in enumerate(schedules)])
+
+
+def unique_names(bases: Iterable[str]) -> list[str]:
+    """``bases`` in order, a repeated one suffixed ``-2``, ``-3`` ... (the first keeps its name)."""
     names: list[str] = []
-    for base in stems:
+    for base in bases:
         name, k = base, 1
         while name in names:
             k += 1
