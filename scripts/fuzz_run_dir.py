@@ -32,8 +32,6 @@ import time
 import traceback
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
@@ -349,4 +347,8 @@ def _kind_of(message: str, run: Path) -> str:
 
 
 if __name__ == "__main__":
+    # nothing here needs the network (not set when imported, e.g. by scripts/fuzz.py inside the tests:
+    # the variable would leak into every later test's subprocesses)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     sys.exit(main())

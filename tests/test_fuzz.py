@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def test_damaged_frontier_folders_are_refused_in_one_line_or_round_trip(frontier
 @pytest.mark.parametrize("target", ["schedules", "frontiers", "run-dirs"])
 def test_the_seeded_fuzzer_finds_nothing_in_a_short_run(target, capsys):
     n = {"schedules": "150", "frontiers": "40", "run-dirs": "12"}[target]
+    hf_env = {k: v for k, v in os.environ.items() if k.startswith("HF_")}
     assert fuzz.main(["--target", target, "--n", n, "--seed", "1"]) == 0
+    # (HF_HUB_OFFLINE leaking from here once broke later tests' subprocesses)
+    assert {k: v for k, v in os.environ.items() if k.startswith("HF_")} == hf_env
     out = capsys.readouterr().out
     assert "violations: 0" in out and "exceptions by type (not EcadError): none" in out
 
