@@ -70,3 +70,11 @@ def test_export_push_browse_generate_as_the_readme_says(hub, tmp_path):
     gen = ecad_hub("generate", "--repo", REPO, "--prompt", "an astronaut riding a horse", "-o", "out.png", cwd=work)
     assert (work / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert config["default_schedule"] in gen.stdout
+
+    # a speedup typed as the table shows it picks the schedule it names (on the real model ours_faster is
+    # 3.9255x, "3.93x", which ">= 3.93" alone would miss; the rounding-up case is in test_load_schedule.py)
+    speedups = {e["name"]: e["mac_speedup"] for e in index["schedules"] if e["mac_speedup"]}
+    shown = f"{speedups['ours_faster']:.2f}x"
+    picked = ecad_hub("generate", "--repo", REPO, "--schedule", shown, "--prompt", "a red fox", "-o", "fast.png",
+                      cwd=work)
+    assert picked.stdout.startswith(f"schedule ours_faster ({shown} MACs)"), picked.stdout
