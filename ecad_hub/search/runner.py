@@ -462,11 +462,13 @@ class SearchRunner:
         self._reference(depends=bool(raw) or len(self.evaluations) > 0)
         records: list[dict] = []
         hv_ref = None
+        # the seeded population generation 0 came from (its offspring and init labels follow from it)
+        seeded = self._initial_population(lambda message: None) if raw else None
         for k, doc in enumerate(raw):
             path = rd.generation_path(k)
             hashes = [o["hash"] for o in doc["offspring"]]
             X = np.array([genome.from_hex(o["genome"]) for o in doc["offspring"]], dtype=bool)
-            self._replay(k, raw, hashes, X, path)
+            self._replay(k, raw, hashes, X, path, seeded[0])
             self.archive.add(doc["offspring"])
             in_archive = set(self.archive.hashes)
             pop = [p["hash"] for p in doc["population"]]
@@ -476,7 +478,7 @@ class SearchRunner:
                                   path=str(path))
             labels = None
             if k == 0:  # the origin labels follow from the seed too: never taken from the file being checked
-                labels = self._initial_labels(*self._initial_population(lambda message: None), X)
+                labels = self._initial_labels(*seeded, X)
             offspring = self._offspring_records(hashes, X, labels)
             if k == 0:
                 hv_ref = self._hv_reference(offspring)
@@ -514,9 +516,10 @@ class SearchRunner:
                                   f"it is candidate {want[1]} of generation {want[0]} (edited or damaged); delete it "
                                   f"to rebuild the cache", path=str(ev.path))
 
-    def _replay(self, k: int, raw: list, hashes: list[str], X: np.ndarray, path: Path) -> None:
+    def _replay(self, k: int, raw: list, hashes: list[str], X: np.ndarray, path: Path, X0: np.ndarray) -> None:
         """Run generation ``k`` again without evaluating (the archive holds generations < ``k``) and
-        refuse if its offspring or surviving population differ from the record."""
+        refuse if its offspring or surviving population differ from the record (``X0``: the seeded
+        initial population, see :meth:`_initial_population`)."""
         cfg, genome = self.config, self.context.genome
 
         def refuse(what: str) -> SearchError:
@@ -527,7 +530,7 @@ class SearchRunner:
                 raise refuse(f"the offspring are not those generation {k - 1}'s population gives")
 
         if k == 0:  # what generation 0 asks for from the seeded population, as _generation_zero does
-            algo = self._algorithm(self._initial_population(lambda message: None)[0])
+            algo = self._algorithm(X0)
             algo.random_state = np.random.default_rng([cfg.seed, 0, 1])
             pop = algo.ask()
             expect([genome.schedule(x).content_hash for x in np.asarray(pop.get("X"), dtype=bool)])
