@@ -479,9 +479,11 @@ def summary_lines(target: str, counts: collections.Counter, exceptions: collecti
 
 
 def _shard(target: str, n: int, seed: int, time_limit, show: int):
+    """Try ``n`` inputs of ``target`` with ``seed``; prints the first ``show`` violations as they happen
+    and progress every 500 inputs. Returns ``(counts by outcome kind, exceptions by type)``."""
     counts: collections.Counter = collections.Counter()
     exceptions: collections.Counter = collections.Counter()
-    shown = []
+    shown = 0
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"ecad-fuzz-{target}-") as tmp:
         t = TARGETS[target](Path(tmp))
@@ -493,40 +495,14 @@ def _shard(target: str, n: int, seed: int, time_limit, show: int):
             counts[outcome.kind] += 1
             if outcome.kind == "exception":
                 exceptions[outcome.detail.split(":")[0]] += 1
-            if outcome.violation and len(shown) < show:
-                shown.append(f"--- violation (seed {seed}, input {i}): {outcome.kind}: {outcome.detail[:500]}\n"
-                             + (outcome.trace[-3000:] if outcome.trace else ""))
-                print(shown[-1], flush=True)  # at once too: a long run's findings are worth seeing early
+            if outcome.violation and shown < show:
+                shown += 1
+                print(f"--- violation (seed {seed}, input {i}): {outcome.kind}: {outcome.detail[:500]}\n"
+                      + (outcome.trace[-3000:] if outcome.trace else ""), flush=True)
             if (i + 1) % 500 == 0:
                 print(f"  ... seed {seed}: {i + 1} inputs, {time.perf_counter() - start:.0f} s: {dict(counts)}",
                       flush=True)
-    return counts, exceptions, shown
-
-
-def _sharded(args) -> int:
-    import concurrent.futures
-    import multiprocessing
-
-    sizes = [args.n // args.jobs + (1 if k < args.n % args.jobs else 0) for k in range(args.jobs)]
-    start = time.perf_counter()
-    counts: collections.Counter = collections.Counter()
-    exceptions: collections.Counter = collections.Counter()
-    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_shard, args.target, size, args.seed + k, args.time_limit, args.show)
-                   for k, size in enumerate(sizes)]
-        for f in futures:
-            c, e, shown = f.result()
-            counts.update(c)
-            exceptions.update(e)
-            for text in shown:
-                print(text)
-    tried = sum(counts.values())
-    print(f"{args.jobs} shards, seeds {args.seed}..{args.seed + args.jobs - 1}")
-    for line in summary_lines(args.target, counts, exceptions, time.perf_counter() - start, tried):
-        print(line)
-    violations = sum(counts[k] for k in Outcome.VIOLATIONS)
-    print(f"  violations: {violations}")
-    return 1 if violations else 0
+    return counts, exceptions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -535,35 +511,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="inputs to try (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--show", type=int, default=3, help="print the first N violations in full")
+    parser.add_argument("--show", type=int, default=3, help="print the first N violations in full (per shard)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes; shard k tries its share of --n with seed --seed + k (default 1)")
     args = parser.parse_args(argv)
-    if args.jobs > 1:
-        return _sharded(args)
 
+    start = time.perf_counter()
+    if args.jobs > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        sizes = [args.n // args.jobs + (1 if k < args.n % args.jobs else 0) for k in range(args.jobs)]
+        with concurrent.futures.ProcessPoolExecutor(args.jobs,
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_shard, args.target, size, args.seed + k, args.time_limit, args.show)
+                       for k, size in enumerate(sizes)]
+            results = [f.result() for f in futures]
+        print(f"{args.jobs} shards, seeds {args.seed}..{args.seed + args.jobs - 1}")
+    else:
+        results = [_shard(args.target, args.n, args.seed, args.time_limit, args.show)]
     counts: collections.Counter = collections.Counter()
     exceptions: collections.Counter = collections.Counter()
-    shown = 0
-    start = time.perf_counter()
-    tried = 0
-    with tempfile.TemporaryDirectory(prefix=f"ecad-fuzz-{args.target}-") as tmp:
-        target = TARGETS[args.target](Path(tmp))
-        chooser = Chooser(args.seed)
-        for i in range(args.n):
-            if args.time_limit is not None and time.perf_counter() - start > args.time_limit:
-                break
-            outcome = target.run(chooser)
-            tried += 1
-            counts[outcome.kind] += 1
-            if outcome.kind == "exception":
-                exceptions[outcome.detail.split(":")[0]] += 1
-            if outcome.violation and shown < args.show:
-                shown += 1
-                print(f"--- violation {shown} (input {i}): {outcome.kind}: {outcome.detail[:500]}")
-                if outcome.trace:
-                    print(outcome.trace[-3000:])
-    for line in summary_lines(args.target, counts, exceptions, time.perf_counter() - start, tried):
+    for c, e in results:
+        counts.update(c)
+        exceptions.update(e)
+    for line in summary_lines(args.target, counts, exceptions, time.perf_counter() - start, sum(counts.values())):
         print(line)
     violations = sum(counts[k] for k in Outcome.VIOLATIONS)
     print(f"  violations: {violations}")
