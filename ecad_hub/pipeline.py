@@ -47,6 +47,7 @@ from .errors import ArchitectureMismatchError, EcadError, FrontierError, ModelLo
 from .errors import escape_control
 from .frontier import Frontier, is_repo_id
 from .schedule import CacheSchedule
+from .utils.compat import diffusers_takes_dtype
 
 #: diffusers ``from_pretrained`` keyword arguments that also apply to the ECAD repo download.
 _SHARED_DOWNLOAD_KWARGS = ("cache_dir", "local_files_only")
@@ -654,19 +655,10 @@ def make_scheduler(record: dict, *, where: str = "the frontier"):
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _diffusers_takes_dtype() -> bool:
-    """diffusers >= 0.36 takes ``dtype=`` (and warns about ``torch_dtype=``); 0.35 only ``torch_dtype=``."""
-    try:
-        from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _dtype_keyword(kwargs: dict) -> None:
     """Pass a dtype under the name this diffusers takes: ``torch_dtype=`` becomes ``dtype=`` (no
     FutureWarning), or the other way round on a diffusers without ``dtype=``."""
-    if _diffusers_takes_dtype():
+    if diffusers_takes_dtype():
         if "torch_dtype" in kwargs:
             value = kwargs.pop("torch_dtype")
             if kwargs.get("dtype") is None:

@@ -49,14 +49,3 @@ TRANSFORMER_CONFIG_HELP = ("the transformer's config: a config.json, a model fol
                            "at --base-revision)")
 
 
-def dtype_kwargs(dtype) -> dict:
-    """The keyword diffusers' ``from_pretrained`` takes a dtype by: ``dtype`` (``torch_dtype`` before 0.36,
-    deprecated since, with a FutureWarning)."""
-    try:
-        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401  (diffusers >= 0.36)
-    except ImportError:
-        try:
-            from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401,F811
-        except ImportError:
-            return {"torch_dtype": dtype}
-    return {"dtype": dtype}

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from ..errors import EcadError, FrontierError, escape_control
 from ..legacy import load_any_schedule
-from .common import TRANSFORMER_CONFIG_HELP, add_base_revision, add_deprecated_alias, dtype_kwargs
+from ..utils.compat import dtype_kwargs
+from .common import TRANSFORMER_CONFIG_HELP, add_base_revision, add_deprecated_alias
 from .format import check_positive
 from .inspect import resolve_transformer_config
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, ContextManager, Iterable, Sequence
 
 import numpy as np
 
+from ..utils.compat import dtype_kwargs
 from . import data
 from .data import calibration_prompts, generate_prompts, heldout_prompt_seed_pairs, parse_caption
 
@@ -113,13 +114,7 @@ def load_pipeline(device="cpu", dtype=None, path: str | Path | None = None):
     path = Path(path) if path is not None else EMBEDDED_PIPELINE_PATH
     _require(path / "model_index.json", "pipeline")
     dtype = dtype or torch.float32
-    try:  # diffusers >= 0.36 calls it `dtype` (and warns about `torch_dtype`)
-        from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401
-
-        dtype_kw = {"dtype": dtype}
-    except ImportError:
-        dtype_kw = {"torch_dtype": dtype}
-    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **dtype_kw)
+    pipe = DiffusionPipeline.from_pretrained(str(path), local_files_only=True, **dtype_kwargs(dtype))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

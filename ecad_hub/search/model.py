@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EcadError, SearchError
+from ..utils.compat import dtype_kwargs
 from .config import EMBEDDED
 
 
@@ -216,13 +217,8 @@ def load_pipeline(base_model: str, revision: str | None = None, *, dtype: str = 
     device = device or default_device()
     source, local = resolve_source(base_model)
     try:
-        try:  # diffusers >= 0.36 calls it `dtype` (and warns about `torch_dtype`)
-            from diffusers.pipelines.pipeline_utils import _resolve_dtype  # noqa: F401
-
-            dtype_kw = {"dtype": torch_dtype(dtype)}
-        except ImportError:
-            dtype_kw = {"torch_dtype": torch_dtype(dtype)}
-        pipe = DiffusionPipeline.from_pretrained(source, revision=revision, local_files_only=local, **dtype_kw)
+        pipe = DiffusionPipeline.from_pretrained(source, revision=revision, local_files_only=local,
+                                                 **dtype_kwargs(torch_dtype(dtype)))
     except EcadError:
         raise
     except (OSError, ValueError) as err:
