@@ -185,6 +185,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--memory-calls", type=int, default=10,
                     help="pipeline calls with the last schedule for the memory check (0: skip)")
+    ap.add_argument("--no-all-compute", action="store_true",
+                    help="do not time the all-compute schedule (its overhead is then not reported)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
     if args.threads:
@@ -200,7 +202,9 @@ def main(argv=None) -> int:
         pipes[c] = pipe
     profiles = {b: profile_macs(config, args.height, args.width, batch_size=2 * b) for b in args.batch_size}
     arch = profiles[args.batch_size[0]].architecture
-    variants: list[tuple[str, CacheSchedule | None]] = [("unpatched", None), ("all-compute", CacheSchedule.all_compute(arch, args.steps))]
+    variants: list[tuple[str, CacheSchedule | None]] = [("unpatched", None)]
+    if not args.no_all_compute:
+        variants.append(("all-compute", CacheSchedule.all_compute(arch, args.steps)))
     for path in args.schedule:
         sch = load_any_schedule(path)
         variants.append((sch.name, sch))
@@ -352,7 +356,7 @@ def main(argv=None) -> int:
             print(line)
         for c in args.compile:
             for b in args.batch_size:
-                for m in modes:
+                for m in modes if not args.no_all_compute else []:
                     over = statistics.median(times[(c, b, "all-compute", m)])
                     base = statistics.median(times[(c, b, "unpatched", m)])
                     print(f"all-compute overhead (compile={c}, batch={b}, {m}): {100 * (over / base - 1):+.2f}%")
