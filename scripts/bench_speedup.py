@@ -142,25 +142,6 @@ class PeakRSS:
         self.peak_mb = max(self.peak_mb, current_rss_mb())
 
 
-def cache_bytes(handle) -> int:
-    """Bytes of the outputs a schedule's cache holds right now (all streams)."""
-    if handle is None:
-        return 0
-    seen, total = set(), 0
-    stack = [v for m in handle._state_managers for st in m.states() for v in st.cache.values()]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, torch.Tensor):
-            if id(v) not in seen:
-                seen.add(id(v))
-                total += v.numel() * v.element_size()
-        elif isinstance(v, (tuple, list)):
-            stack.extend(v)
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-    return total
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--transformer-config", required=True)
@@ -234,7 +215,7 @@ def main(argv=None) -> int:
                                  timestep=t.expand(latents.shape[0]).to(dtype),
                                  added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)
                 if track is not None:
-                    track.append(cache_bytes(handle))
+                    track.append(handle.cached_bytes() if handle is not None else 0)
         sync(args.device)
         return time.perf_counter() - t0
 

@@ -158,22 +158,6 @@ def loop_inputs(case, adapter, config, batch: int, device, dtype):
     return out, rows, extra
 
 
-def cache_bytes(handle) -> int:
-    seen, total = set(), 0
-    stack = [v for m in handle._state_managers for st in m.states() for v in st.cache.values()] if handle else []
-    while stack:
-        v = stack.pop()
-        if isinstance(v, torch.Tensor):
-            if id(v) not in seen:
-                seen.add(id(v))
-                total += v.numel() * v.element_size()
-        elif isinstance(v, (tuple, list)):
-            stack.extend(v)
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-    return total
-
-
 def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as f:
@@ -233,7 +217,7 @@ def run_case(case, args, device, deadline) -> dict:
                     for _ in range(steps):
                         model(**inputs, return_dict=False)
                         if measure:
-                            track.append(cache_bytes(handle))
+                            track.append(handle.cached_bytes() if handle is not None else 0)
                 sync(device)
                 dt = time.perf_counter() - t0
                 if measure:
