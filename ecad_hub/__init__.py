@@ -39,6 +39,8 @@ from .schedule import Architecture, BlockGroup, CacheSchedule  # noqa: E402
 _LAZY = {
     "profile_macs": ".macs",
     "MacProfile": ".macs",
+    "cache_memory": ".memory",
+    "CacheMemory": ".memory",
     "apply_schedule": ".pipeline",  # any source (file, folder, repo, Frontier); ecad_hub.hooks.apply_schedule: CacheSchedule/file
     "load_schedule": ".pipeline",
     "LoadedSchedule": ".pipeline",
@@ -77,4 +79,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hub import browse
     from .legacy import from_legacy
     from .macs import MacProfile, profile_macs
+    from .memory import CacheMemory, cache_memory
     from .pipeline import ECADPipeline, LoadedSchedule, apply_schedule, load_schedule

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Memory an ECAD schedule's cache holds, per architecture at deployment resolutions.
 
-The schedule's hooks run for real on the ``meta`` device (tensors with shapes and dtypes, no
-data, no weights: FLUX.1-dev at 1024x1024 in seconds) and, after every denoising step, the cache is
-sized with :meth:`ScheduleHandle.cached_bytes` (exact: the bytes the same tensors take on a GPU).
+:func:`ecad_hub.cache_memory`: the schedule's hooks run for real on the ``meta`` device (tensors
+with shapes and dtypes, no data, no weights: FLUX.1-dev at 1024x1024 in seconds) and, after every
+denoising step, the cache is sized (exact: the bytes the same tensors take on a GPU).
 Per case:
 
 * ``bound``: step 0 computes everything, every later step reuses everything; its cache holds every
@@ -28,16 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ecad_hub import CacheSchedule, apply_schedule  # noqa: E402
+from ecad_hub import cache_memory  # noqa: E402
 from ecad_hub.adapters import adapter_for, load_transformer_config  # noqa: E402
 from gpu_check import (  # noqa: E402  (the GPU check's configs and schedules: one source for both)
-    DTYPES, PUBLISHED, TINY_PIXART, build, flux_dev_config, flux_schedules, heuristic, pixart_config, pixart_schedules,
+    PUBLISHED, TINY_PIXART, flux_dev_config, flux_schedules, heuristic, pixart_config, pixart_schedules,
 )
 
 
@@ -69,48 +68,31 @@ def cases(dry_run: bool) -> list[dict]:
     ]
 
 
-def bound_schedule(arch, steps: int) -> CacheSchedule:
-    masks = {}
-    for g in arch.groups:
-        m = np.zeros((steps, g.num_blocks, len(g.components)), dtype=bool)
-        m[0] = True
-        masks[g.name] = m
-    return CacheSchedule("bound", steps, arch, masks)
-
-
 def run_case(case: dict, steps: int) -> dict:
-    dtype = DTYPES[case["dtype"]]
     config = load_transformer_config(case["config"])
     adapter = adapter_for(config)
     arch = adapter.architecture(config)
-    model = build(case, "meta", dtype)
-    lh, lw = adapter.latent_size(config, case["height"], case["width"], 8)
-    extra = {"latent_frames": adapter.latent_frame_count(case["num_frames"])} if case.get("num_frames") else {}
-    rows = 2 if case["cfg"] else 1  # one image; with CFG the pair (as one batch or two streams: the same bytes)
-    inputs = adapter.profile_inputs(config, lh, lw, rows, adapter.default_text_len, "meta", **extra)
-    inputs = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() and k != "timestep" else v
-              for k, v in inputs.items()}
+    rows = 2 if case["cfg"] else 1  # one image; with CFG the pair (one batch or two streams: the same bytes)
     kind = case["schedules"]
     scheds = pixart_schedules(arch, steps) if kind == "pixart" else flux_schedules(arch, steps) if kind == "flux" else \
         [heuristic(arch, steps, 2, "fora-2"), heuristic(arch, steps, 3, "fora-3")]
-    weights = sum(p.numel() for p in model.parameters()) * torch.finfo(dtype).bits // 8
-    result = {"case": case["name"], "class": config["_class_name"], "dtype": case["dtype"], "height": case["height"],
-              "width": case["width"], "num_frames": case.get("num_frames"), "rows": rows, "steps": steps,
-              "weights_bytes": weights, "outputs_max": int(sum(g.present().sum() for g in arch.groups)),
-              "schedules": []}
     t0 = time.perf_counter()
-    for s in [bound_schedule(arch, steps), *scheds]:
-        per_step, held = [], []
-        with torch.no_grad(), apply_schedule(model, s) as handle:
-            for _ in range(steps):
-                adapter.profile_forward(model, inputs)
-                per_step.append(handle.cached_bytes())
-                held.append(handle.cached_tensors())
-        peak = max(per_step)
-        at = per_step.index(peak)
-        result["schedules"].append({"schedule": s.name, "cache_peak_bytes": peak, "peak_after_step": at,
-                                    "outputs_held": held[at], "per_row_bytes": peak // rows,
-                                    "of_weights": round(peak / weights, 4), "per_step_bytes": per_step})
+    sized = [cache_memory(config, s, case["height"], case["width"], batch_size=rows, dtype=case["dtype"],
+                          num_frames=case.get("num_frames")) for s in scheds]
+    first = sized[0]
+    result = {"case": case["name"], "class": config["_class_name"], "dtype": case["dtype"], "height": case["height"],
+              "width": case["width"], "num_frames": first.num_frames, "rows": rows, "steps": steps,
+              "text_len": first.text_len, "weights_bytes": first.weights_bytes, "outputs_max": first.outputs_max,
+              "schedules": [{"schedule": "bound", "cache_peak_bytes": first.bound_bytes, "peak_after_step": 0,
+                             "outputs_held": first.outputs_max}]}
+    for m in sized:
+        result["schedules"].append({"schedule": m.schedule, "cache_peak_bytes": m.peak_bytes,
+                                    "peak_after_step": m.peak_after_step,
+                                    "outputs_held": m.outputs_held[m.peak_after_step],
+                                    "per_step_bytes": list(m.per_step_bytes)})
+    for s in result["schedules"]:
+        s["per_row_bytes"] = s["cache_peak_bytes"] // rows
+        s["of_weights"] = round(s["cache_peak_bytes"] / first.weights_bytes, 4)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 

@@ -14,9 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from ecad_hub import CacheSchedule, apply_schedule
+from ecad_hub import CacheSchedule, EcadError, apply_schedule, cache_memory
 from ecad_hub.adapters import architecture_of
-from tiny_models import tiny_flux_config, tiny_pixart_config, tiny_transformer, transformer_step_inputs
+from tiny_models import (
+    TINY_MAX_SEQUENCE_LENGTH,
+    tiny_flux_config,
+    tiny_pixart_config,
+    tiny_transformer,
+    transformer_step_inputs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 5
@@ -127,6 +133,32 @@ def test_meta_device_sizes_the_cache_as_cpu_does(kind, config):
     assert run_steps(meta.eval(), kind, schedule) == run_steps(cpu, kind, schedule)
 
 
+@pytest.mark.parametrize("kind,config", [("pixart", tiny_pixart_config), ("flux", tiny_flux_config)])
+def test_cache_memory_from_a_config_equals_a_cpu_run(kind, config):
+    cpu = tiny_transformer(kind, seed=0)
+    arch = architecture_of(cpu)
+    schedule = random_schedule(arch, STEPS, 11)
+    sizes, held = run_steps(cpu, kind, schedule)
+    bound = output_sizes(cpu, arch, transformer_step_inputs(cpu, kind, 0, num_steps=STEPS))
+    source = {"_class_name": type(cpu).__name__, **config()}
+    m = cache_memory(source, schedule, 64, 64, batch_size=2, text_len=TINY_MAX_SEQUENCE_LENGTH, dtype="float32")
+    assert list(m.per_step_bytes) == sizes and list(m.outputs_held) == held
+    assert m.bound_bytes == sum(bound.values()) and m.outputs_max == len(bound)
+    assert m.weights_bytes == sum(p.numel() * 4 for p in cpu.parameters())
+    assert m.peak_bytes == max(sizes) > 0 and m.per_step_bytes[m.peak_after_step] == m.peak_bytes
+    half = cache_memory(cpu, schedule, 64, 64, batch_size=2, text_len=TINY_MAX_SEQUENCE_LENGTH, dtype="bfloat16")
+    assert 2 * half.peak_bytes == m.peak_bytes and 2 * half.weights_bytes == m.weights_bytes
+    four = cache_memory(source, schedule, 64, 64, batch_size=4, text_len=TINY_MAX_SEQUENCE_LENGTH, dtype="float32")
+    assert four.peak_bytes == 2 * m.peak_bytes  # linear in the rows
+    assert "cache peak" in m.summary() and m.to_dict()["peak_bytes"] == m.peak_bytes
+
+
+def test_cache_memory_refuses_an_unknown_dtype():
+    schedule = CacheSchedule.all_compute(architecture_of(tiny_transformer("pixart", seed=0)), 2)
+    with pytest.raises(EcadError, match="dtype must be one of"):
+        cache_memory(tiny_transformer("pixart", seed=0), schedule, 64, 64, dtype="float8")
+
+
 def test_bench_memory_dry_run(tmp_path):
     out = tmp_path / "memory.json"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_memory.py"), "--dry-run", "--json", str(out)],
@@ -136,7 +168,7 @@ def test_bench_memory_dry_run(tmp_path):
     by_name = {s["schedule"]: s for s in case["schedules"]}
     bound = by_name["bound"]
     assert bound["outputs_held"] == case["outputs_max"] > 0
-    assert bound["per_step_bytes"][-1] == 0 and bound["cache_peak_bytes"] > 0
+    assert bound["cache_peak_bytes"] > 0 and by_name["fora-3"]["per_step_bytes"][-1] == 0
     # FORA-2 reuses everything at step 1 (the bound's peak); FORA-3 too, at steps 1-2
     assert by_name["fora-2"]["cache_peak_bytes"] == by_name["fora-3"]["cache_peak_bytes"] == bound["cache_peak_bytes"]
     assert by_name["fora-2"]["per_step_bytes"][1] == 0  # step 2 recomputes everything: nothing kept after step 1

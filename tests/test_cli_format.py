@@ -129,3 +129,21 @@ def test_main_maps_any_os_error_to_one_line(monkeypatch, capsys):
     monkeypatch.setattr(format_module, "cmd_validate", broken)
     assert main(["validate", "x"]) == 1
     assert capsys.readouterr().err == "error: /somewhere/out: failed (Permission denied)\n"
+
+
+def test_macs_memory_sizes_the_cache_per_step(tmp_path, capsys):
+    # PixArt-XL-2 at 256 on meta: the every-other-step schedule keeps all 84 outputs after each full step
+    path = _schedule(tmp_path)
+    args = ["macs", str(path), "--transformer-config", str(_write_config(tmp_path)), "--height", "256", "--width", "256",
+            "--memory", "--dtype", "float16"]
+    assert main(args + ["--json"]) == 0
+    mem = json.loads(capsys.readouterr().out)["cache_memory"]
+    # 2 rows x 256 tokens x 1152 wide x 2 bytes per output, 28 blocks x 3 sub-modules
+    per_output = 2 * 256 * 1152 * 2
+    assert mem["bound_bytes"] == 84 * per_output and mem["outputs_max"] == 84
+    assert mem["per_step_bytes"][0::2][:-1] == [84 * per_output] * 9 and mem["per_step_bytes"][1::2] == [0] * 10
+    assert mem["peak_bytes"] == 84 * per_output and mem["peak_after_step"] == 0 and mem["dtype"] == "float16"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "cache peak 94.50 MiB after step 0 (84 of 84 outputs" in out
+    assert "cache after:" in out

@@ -46,6 +46,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("schedule", metavar="SCHEDULE", help="a schedule file (v1 or legacy)")
     _add_profile_args(p, required=True, command="macs")
     p.add_argument("--json", action="store_true", help="print JSON (step_macs, total_macs, all_compute_macs, speedup)")
+    p.add_argument("--memory", action="store_true",
+                   help="also size the schedule's cache after every step at this size (on the meta device, no weights)")
+    p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
+                   help="with --memory: dtype of the cached outputs and weights (default bfloat16)")
 
 
 def ascii_heatmap(schedule, *, max_width: int = 120, macs_per_step: list[int] | None = None) -> str:
@@ -193,11 +197,31 @@ def cmd_macs(args) -> int:
         "speedup": profile.speedup(schedule),
         "profile": profile.profile_settings(),
     }
+    memory = None
+    if args.memory:
+        from ..memory import cache_memory
+
+        try:
+            memory = cache_memory(config, schedule, profile.height, profile.width, batch_size=profile.batch_size,
+                                  text_len=profile.text_len, dtype=args.dtype, vae_scale_factor=args.vae_scale_factor,
+                                  num_frames=profile.num_frames)
+        except EcadError:
+            raise
+        except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as e:
+            reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise EcadError(f"cannot size the cache of {schedule.name} with {args.transformer_config}: "
+                            f"{type(e).__name__}: {reason[:200]}") from None
+        result["cache_memory"] = memory.to_dict()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"{schedule.name}: {result['total_macs']:,} MACs of {result['all_compute_macs']:,} "
               f"(ratio {result['ratio']:.4f}, speedup {result['speedup']:.3f}x)")
+        if memory is not None:
+            print(memory.summary())
         for s, m in enumerate(step):
-            print(f"  step {s:>3}: {m:>20,}")
+            line = f"  step {s:>3}: {m:>20,}"
+            if memory is not None:
+                line += f"  cache after: {memory.per_step_bytes[s]:>16,} B ({memory.outputs_held[s]} outputs)"
+            print(line)
     return 0
