@@ -84,16 +84,16 @@ class ECADPipeline:
     count raises :class:`~ecad_hub.errors.StepMismatchError` before any denoising while caching is on.
     """
 
-    _OWN = frozenset({"_pipe", "_frontier", "_schedule", "_handle", "_cache_enabled"})
+    _OWN = frozenset({"_pipe", "_frontier", "_loaded"})
 
     def __init__(self, pipeline, frontier: Frontier, schedule: str | float | CacheSchedule | None = None):
         object.__setattr__(self, "_pipe", pipeline)
         object.__setattr__(self, "_frontier", frontier)
-        object.__setattr__(self, "_schedule", None)
-        object.__setattr__(self, "_handle", None)
-        object.__setattr__(self, "_cache_enabled", True)
         _check_architecture(frontier, pipeline, _name_of(pipeline))
-        self.set_schedule(schedule)
+        # the schedule control is a LoadedSchedule's (load_schedule's handle): one implementation
+        object.__setattr__(self, "_loaded", LoadedSchedule(pipeline, frontier, frontier.resolve(schedule),
+                                                           apply_options={}))
+        self._loaded.enable()
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -237,39 +237,28 @@ class ECADPipeline:
         other value the nearest one at or above it (``frontier.pick_note`` says which). A
         :class:`CacheSchedule` object is applied as given. Returns the selected schedule.
         """
-        chosen = self._frontier.resolve(schedule)
-        object.__setattr__(self, "_schedule", chosen)
-        if self._cache_enabled:
-            self._apply()
-        return chosen
-
-    def _apply(self) -> None:
-        from .hooks import apply_schedule
-
-        object.__setattr__(self, "_handle", apply_schedule(self._pipe, self._schedule))
+        return self._loaded.set_schedule(schedule)
 
     def disable_cache(self) -> None:
         """Remove the schedule's hooks: the pipeline runs exactly like the unpatched base model."""
-        if self._handle is not None:
-            self._handle.remove()
-        object.__setattr__(self, "_handle", None)
-        object.__setattr__(self, "_cache_enabled", False)
+        self._loaded.disable()
 
     def enable_cache(self) -> None:
-        """Apply the selected schedule again after :meth:`disable_cache`."""
-        object.__setattr__(self, "_cache_enabled", True)
-        if self._handle is None or not self._handle.active:
-            self._apply()
+        """Apply the selected schedule again after :meth:`disable_cache` (or after another schedule
+        applied to the same transformer replaced it)."""
+        self._loaded.enable()
 
     @property
     def cache_enabled(self) -> bool:
-        return self._cache_enabled
+        """Whether the schedule is applied now (``False`` after :meth:`disable_cache`, or once another
+        schedule applied to the same transformer replaced it)."""
+        return self._loaded.enabled
 
     @property
     def call_kwargs(self) -> dict:
         """The default call arguments: the frontier's recorded settings this pipeline takes, and the
         schedule's ``num_inference_steps``."""
-        return call_defaults(self._pipe, self._frontier, self._schedule)
+        return self._loaded.call_kwargs
 
     @property
     def __class__(self):  # isinstance(pipe, DiffusionPipeline) / the wrapped class: true; type(pipe) stays
@@ -277,11 +266,23 @@ class ECADPipeline:
         return ECADPipeline if pipe is None else type(pipe)
 
     def __reduce_ex__(self, protocol):
-        return _rebuild_ecad_pipeline, (self._pipe, self._frontier, self._schedule, self._cache_enabled)
+        # pickle.dumps / copy.deepcopy: the hooks are not state to copy (they wrap forwards and the
+        # scheduler), so the plain pipeline is pickled and the copy applies the schedule afresh.
+        # The original's schedule is removed for that moment and applied again (a new `handle`).
+        import pickle
+
+        enabled = self.cache_enabled
+        self._loaded.disable()
+        try:
+            plain = pickle.dumps(self._pipe, protocol=max(protocol, 2))
+        finally:
+            if enabled:
+                self._loaded.enable()
+        return _rebuild_ecad_pipeline, (plain, self._frontier, self.schedule, enabled)
 
     @property
     def schedule(self) -> CacheSchedule:
-        return self._schedule
+        return self._loaded.schedule
 
     @property
     def frontier(self) -> Frontier:
@@ -298,7 +299,7 @@ class ECADPipeline:
     @property
     def handle(self):
         """The active :class:`~ecad_hub.hooks.ScheduleHandle` (``None`` while caching is disabled)."""
-        return self._handle
+        return self._loaded.handle
 
     # --- the pipeline -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -328,22 +329,25 @@ class ECADPipeline:
         return sorted(set(super().__dir__()) | set(dir(self._pipe)))
 
     def __repr__(self) -> str:
-        s = self._schedule
+        s = self.schedule
         speed = f", {s.mac_speedup:.2f}x MACs" if s is not None and s.mac_speedup else ""
-        state = "" if self._cache_enabled else ", cache disabled"
+        state = "" if self.cache_enabled else ", cache disabled"
         where = self._frontier.source or self._frontier.base_model
         at = f"@{self.commit[:7]}" if self.commit else ""
         return (f"ECADPipeline({type(self._pipe).__name__}, schedule={s.name if s else None!r}{speed}{state}, "
                 f"frontier={where}{'' if at and at in where else at})")
 
 
-def _rebuild_ecad_pipeline(pipe, frontier, schedule, enabled):
+def _rebuild_ecad_pipeline(plain: bytes, frontier, schedule, enabled):
+    import pickle
+
+    pipe = pickle.loads(plain)  # what ECADPipeline.__reduce_ex__ pickled in this same unpickling
     out = object.__new__(ECADPipeline)
-    for name, value in (("_pipe", pipe), ("_frontier", frontier), ("_schedule", schedule), ("_handle", None),
-                        ("_cache_enabled", enabled)):
+    loaded = LoadedSchedule(pipe, frontier, schedule, apply_options={})
+    for name, value in (("_pipe", pipe), ("_frontier", frontier), ("_loaded", loaded)):
         object.__setattr__(out, name, value)
-    if enabled and schedule is not None:
-        out._apply()
+    if enabled:
+        loaded.enable()
     return out
 
 

@@ -281,3 +281,25 @@ def test_diffusers_load_errors_are_one_line(hub, base_folder, frontier, tmp_path
         ECADPipeline.from_pretrained(REPO, base_model=str(tmp_path / "custom_scheduler"), cache_dir=tmp_path / "cache")
     assert "cannot load the base model (ValueError: " in str(err.value) and "custom code" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_ecad_pipeline_pickles_and_deep_copies_with_its_state(base_folder, frontier, reference):
+    import copy
+    import pickle
+
+    fastest = frontier.names[-1]
+    pipe = ECADPipeline.from_pipe(load_tiny_pipeline(base_folder), frontier, schedule=fastest)
+    fast = run(pipe)
+    for clone in (pickle.loads(pickle.dumps(pipe)), copy.deepcopy(pipe)):
+        assert type(clone) is ECADPipeline and clone.pipeline is not pipe.pipeline
+        assert clone.schedule == pipe.schedule and clone.cache_enabled and clone.frontier == frontier
+        assert torch.equal(run(clone), fast)
+        clone.disable_cache()
+        assert torch.equal(run(clone), reference(None))
+    assert pipe.cache_enabled and pipe.handle.active  # the original keeps its schedule (re-applied)
+    assert torch.equal(run(pipe), fast)
+    pipe.disable_cache()
+    clone = pickle.loads(pickle.dumps(pipe))
+    assert not clone.cache_enabled and torch.equal(run(clone), reference(None))
+    clone.enable_cache()
+    assert torch.equal(run(clone), fast)
