@@ -176,6 +176,19 @@ def _instantiate_meta(transformer_or_config):
     return model.eval(), config, adapter
 
 
+def _meta_inputs(adapter, config, height, width, batch_size, text_len, vae_scale_factor, num_frames,
+                 vae_temporal_factor) -> tuple[dict, int, int | None]:
+    """The adapter's forward inputs on ``meta`` for a pixel size (and frames); with the text length
+    and frame count used (the adapter's defaults where ``None``)."""
+    text_len = text_len or adapter.default_text_len
+    lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
+    extra = {}
+    if num_frames is not None or adapter.temporal_compression is not None:
+        num_frames = int(num_frames if num_frames is not None else adapter.default_num_frames)
+        extra["latent_frames"] = adapter.latent_frame_count(num_frames, vae_temporal_factor)
+    return adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta", **extra), text_len, num_frames
+
+
 def profile_macs(
     transformer_or_config,
     height: int,
@@ -220,13 +233,8 @@ def profile_macs(
     model, config, adapter = _instantiate_meta(transformer_or_config)
     exhaustive = exhaustive or adapter.profile_exhaustive
     arch = adapter.architecture(config)
-    text_len = text_len or adapter.default_text_len
-    lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
-    extra = {}
-    if num_frames is not None or adapter.temporal_compression is not None:
-        num_frames = int(num_frames if num_frames is not None else adapter.default_num_frames)
-        extra["latent_frames"] = adapter.latent_frame_count(num_frames, vae_temporal_factor)
-    inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta", **extra)
+    inputs, text_len, num_frames = _meta_inputs(adapter, config, height, width, batch_size, text_len,
+                                                vae_scale_factor, num_frames, vae_temporal_factor)
 
     # Blocks of identical structure cost the same (the residual stream has one shape through a
     # group), so unless `exhaustive`, one block per distinct structure is run and its counts

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import EcadError
 from .hooks import apply_schedule
-from .macs import _instantiate_meta
+from .macs import _instantiate_meta, _meta_inputs
 from .schedule import CacheSchedule
 
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -125,13 +125,8 @@ def cache_memory(
     dtype = _dtype(dtype)
     model, config, adapter = _instantiate_meta(transformer_or_config)
     model.to(dtype=dtype)
-    text_len = text_len or adapter.default_text_len
-    lh, lw = adapter.latent_size(config, height, width, vae_scale_factor)
-    extra = {}
-    if num_frames is not None or adapter.temporal_compression is not None:
-        num_frames = int(num_frames if num_frames is not None else adapter.default_num_frames)
-        extra["latent_frames"] = adapter.latent_frame_count(num_frames, vae_temporal_factor)
-    inputs = adapter.profile_inputs(config, lh, lw, batch_size, text_len, "meta", **extra)
+    inputs, text_len, num_frames = _meta_inputs(adapter, config, height, width, batch_size, text_len,
+                                                vae_scale_factor, num_frames, vae_temporal_factor)
     inputs = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() and k != "timestep" else v
               for k, v in inputs.items()}
 
