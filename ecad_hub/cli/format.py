@@ -138,9 +138,13 @@ def _profile_for(args, schedule, config):
     except EcadError:
         raise
     except (ValueError, TypeError, KeyError, RuntimeError, ZeroDivisionError, AttributeError) as e:
-        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise EcadError(f"cannot profile {args.transformer_config} at {height}x{width}: "
-                        f"{type(e).__name__}: {reason[:200]}") from None
+        raise EcadError(f"cannot profile {args.transformer_config} at {height}x{width}: {_first_line(e)}") from None
+
+
+def _first_line(e: Exception) -> str:
+    """``Type: first non-empty line of the message`` (at most 200 characters of it), for one-line errors."""
+    reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return f"{type(e).__name__}: {reason[:200]}"
 
 
 def cmd_import(args) -> int:
@@ -208,9 +212,8 @@ def cmd_macs(args) -> int:
         except EcadError:
             raise
         except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as e:
-            reason = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
             raise EcadError(f"cannot size the cache of {schedule.name} with {args.transformer_config}: "
-                            f"{type(e).__name__}: {reason[:200]}") from None
+                            f"{_first_line(e)}") from None
         result["cache_memory"] = memory.to_dict()
     if args.json:
         print(json.dumps(result, indent=2))
